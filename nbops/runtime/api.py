@@ -1,0 +1,64 @@
+"""The calls a user makes inside a stage: metrics, artifacts, data inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from nbops.runtime.context import current
+
+__all__ = ["log_metric", "log_artifact", "input", "file_sha256"]
+
+
+def log_metric(name: str, value: Any, step: int | None = None) -> None:
+    """Record a metric of the running stage (or say what would be recorded)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("log_metric: name must be a non-empty string")
+    ctx = current()
+    if ctx is None:
+        print(f"nbops: not in a run; would record metric {name}={value!r}" + (f" (step {step})" if step is not None else ""))
+        return
+    ctx.record("metrics", {"name": name, "value": value, "step": step})
+
+
+def log_artifact(obj_or_path: Any, name: str) -> None:
+    """Keep a file, or any value, as a named artifact of this run."""
+    ctx = current()
+    if ctx is None:
+        print(f"nbops: not in a run; would record artifact {name!r}")
+        return
+    from nbops.runtime import marshal
+
+    folder = ctx.out_dir / "_logged"
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(obj_or_path, (str, os.PathLike)) and Path(obj_or_path).is_file():
+        target = folder / f"{name}{Path(obj_or_path).suffix}"
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.copyfile(obj_or_path, tmp)
+        os.replace(tmp, target)
+        kind = "file"
+    else:
+        target, kind = marshal.save_value(folder, name, obj_or_path)
+    ctx.record("artifacts", {"name": name, "file": target.name, "kind": kind})
+
+
+def input(path: str | os.PathLike) -> str | os.PathLike:  # noqa: A001 - the public name is nbops.input
+    """Declare a data file the stage reads; its hash goes into the run record.
+
+    Returns ``path`` unchanged, so ``pd.read_csv(nbops.input("data/x.csv"))``.
+    """
+    digest = file_sha256(path)
+    ctx = current()
+    if ctx is None:
+        print(f"nbops: not in a run; would record input {os.fspath(path)} sha256:{digest[:12]}")
+    else:
+        ctx.record("inputs", {"path": os.fspath(path), "abspath": str(Path(path).resolve()), "sha256": digest})
+    return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
