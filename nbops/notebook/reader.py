@@ -1,0 +1,106 @@
+"""Reading a notebook file: JSON, nbformat version, cells. Never writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from nbops.errors import CellIssue, NotebookError
+
+__all__ = ["Cell", "Notebook", "read_notebook", "notebook_from_dict", "first_line"]
+
+
+def first_line(source: str, width: int = 60) -> str:
+    for line in source.splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= width else line[: width - 1] + "…"
+    return ""
+
+
+@dataclass(frozen=True)
+class Cell:
+    index: int
+    cell_type: str  # code | markdown | raw
+    source: str
+    tags: tuple[str, ...]
+
+    @property
+    def first_line(self) -> str:
+        return first_line(self.source)
+
+
+@dataclass(frozen=True)
+class Notebook:
+    path: str  # as the user gave it: used in messages
+    cells: tuple[Cell, ...]
+    kernel_name: str
+    language: str
+    sha256: str  # of the file bytes (or the canonical JSON when given as content)
+    node: nbformat.NotebookNode  # the parsed document, for the converter
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
+
+
+def read_notebook(path: str | os.PathLike) -> Notebook:
+    """Read and check a notebook file; every problem is a NotebookError."""
+    shown = os.fspath(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise NotebookError(shown, "file not found", "check the path") from None
+    except OSError as exc:
+        raise NotebookError(shown, f"cannot be read ({exc.strerror})", "check the path and permissions") from None
+    try:
+        raw = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        line = getattr(exc, "lineno", "?")
+        raise NotebookError(
+            shown,
+            f"is not valid JSON (line {line}: {getattr(exc, 'msg', exc)})",
+            "open it in Jupyter and save it again, or restore it from version control",
+        ) from None
+    return notebook_from_dict(raw, shown, hashlib.sha256(data).hexdigest())
+
+
+def notebook_from_dict(raw: object, path: str, sha256: str | None = None) -> Notebook:
+    if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
+        raise NotebookError(path, "is not a Jupyter notebook (no 'cells')", "pass an .ipynb file")
+    major = raw.get("nbformat")
+    if not isinstance(major, int) or major < 4:
+        raise NotebookError(
+            path,
+            f"uses nbformat {major}, nbops needs version 4 or later",
+            f"upgrade it: jupyter nbconvert --to notebook --nbformat 4 --output upgraded.ipynb {path}",
+        )
+    try:
+        node = nbformat.from_dict(raw)
+    except Exception as exc:  # nbformat raises several unrelated types
+        raise NotebookError(path, f"cannot be read as a notebook: {exc}", "open and re-save it in Jupyter") from None
+    cells = []
+    for index, cell in enumerate(node.get("cells", [])):
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(source)
+        tags = cell.get("metadata", {}).get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise NotebookError(
+                path,
+                "cell metadata 'tags' is not a list of strings",
+                "fix the tags in the cell's metadata",
+                CellIssue("bad tags", "fix the tags", index, first_line(source)),
+            )
+        cells.append(Cell(index, cell.get("cell_type", "code"), source, tuple(tags)))
+    meta = node.get("metadata", {})
+    kernel = meta.get("kernelspec", {}).get("name") or "python3"
+    language = meta.get("kernelspec", {}).get("language") or meta.get("language_info", {}).get("name") or "python"
+    if sha256 is None:
+        sha256 = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+    return Notebook(path, tuple(cells), kernel, language, sha256, node)
