@@ -86,5 +86,5 @@ def label_codes(series: pd.Series) -> tuple[np.ndarray, Any]:
     try:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     except TypeError:  # lists, dicts, sets in an object column
-        codes, uniques = pd.factorize(series.map(repr, na_action="ignore"), use_na_sentinel=True)
+        codes, uniques = pd.factorize(series.map(str, na_action="ignore"), use_na_sentinel=True)
     return np.asarray(codes), uniques

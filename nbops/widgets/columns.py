@@ -62,59 +62,60 @@ def _hash(keys: np.ndarray, null: np.ndarray | None) -> np.ndarray:
 
 def _profile_numeric(series: pd.Series, base: dict, bins: int) -> ColumnProfile:
     values = float_values(series)
+    null = np.isnan(values)
+    has_null = bool(base["n_null"])
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu":
+        # Integers hash exactly as themselves (floats would round above 2**53).
+        row_hash = _hash(series.to_numpy().astype(np.int64, copy=False), None)
+    else:
+        # +0.0 folds -0.0 into 0.0; NaN bit patterns get the null hash.
+        row_hash = _hash((values + 0.0).view(np.int64), null if has_null else None)
+
     finite_mask = np.isfinite(values)
     n_finite = int(np.count_nonzero(finite_mask))
-    null = np.isnan(values)
-    n_inf = len(values) - n_finite - int(np.count_nonzero(null))
     finite = values if n_finite == len(values) else values[finite_mask]
-
-    if series.dtype.kind in "iu":
-        # Integers hash exactly as themselves (floats would round above 2**53).
-        keys = series.to_numpy()
-        row_hash = _hash(keys.astype(np.int64, copy=False), None)
-        n_distinct = _count_distinct_ints(keys.astype(np.int64, copy=False))
-    else:
-        # +0.0 folds -0.0 into 0.0; NaN bit patterns are replaced by the null hash.
-        bits = (values + 0.0).view(np.int64)
-        has_null = bool(null.any())
-        row_hash = _hash(bits, null if has_null else None)
-        n_distinct = _count_distinct_floats(bits, finite, null if has_null else None)
-
-    stats: dict = {"n_inf": n_inf, "n_distinct": n_distinct}
+    n_inf = len(values) - n_finite - int(np.count_nonzero(null))
+    # One sort gives the exact distinct count, quantiles and histogram: cheaper
+    # than a hash table for distinct values plus a partition for quantiles.
+    ordered = np.sort(finite)
+    infinities = int(np.isposinf(values).any()) + int(np.isneginf(values).any()) if n_inf else 0
+    stats: dict = {"n_inf": n_inf, "n_distinct": _count_distinct_sorted(ordered) + infinities}
     if n_finite:
+        lo, hi = float(ordered[0]), float(ordered[-1])
         stats.update(_moments(finite))
-        lo, hi = float(finite.min()), float(finite.max())
         stats.update(
             minimum=lo,
             maximum=hi,
-            quantiles=dict(zip((f"{q:g}" for q in QUANTILES), np.quantile(finite, QUANTILES).tolist())),
-            histogram=_numeric_histogram(finite, lo, hi, bins),
+            quantiles=dict(zip((f"{q:g}" for q in QUANTILES), _sorted_quantiles(ordered, QUANTILES))),
+            histogram=_numeric_histogram(ordered, lo, hi, bins),
         )
     return ColumnProfile(ColumnSummary(**base, **stats), row_hash, values)
 
 
-def _count_distinct_ints(keys: np.ndarray) -> int:
-    if len(keys) == 0:
+def _count_distinct_sorted(ordered: np.ndarray) -> int:
+    if len(ordered) == 0:
         return 0
-    lo, hi = int(keys.min()), int(keys.max())
-    # A dense range counts with bincount in O(n); a sparse one needs a hash table.
-    if hi - lo <= 4 * len(keys):
-        return int(np.count_nonzero(np.bincount(keys - lo)))
-    return int(pd.Series(keys).nunique())
+    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
 
 
-def _count_distinct_floats(bits: np.ndarray, finite: np.ndarray, null: np.ndarray | None) -> int:
-    present = bits if null is None else bits[~null]
-    if len(finite) == len(present) and len(finite):
-        lo, hi = finite.min(), finite.max()
-        if hi - lo <= 4 * len(finite) and np.array_equal(finite, np.floor(finite)):
-            return _count_distinct_ints(finite.astype(np.int64))
-    # Equal floats have equal bits (after folding -0.0), and an int64 hash table
-    # is about twice as fast as pandas' float one.
-    return int(pd.Series(present).nunique())
+def _sorted_quantiles(ordered: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """Linear-interpolated quantiles of sorted values (numpy's default method)."""
+    position = np.asarray(qs) * (len(ordered) - 1)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, len(ordered) - 1)
+    low, high = ordered[below], ordered[above]
+    with np.errstate(over="ignore", invalid="ignore"):  # high - low may overflow near ±1.8e308
+        values = low + (high - low) * (position - below)
+    return np.where(np.isfinite(values), values, low).tolist()
 
 
 def _moments(finite: np.ndarray) -> dict:
+    with np.errstate(over="ignore", invalid="ignore"):  # values near ±1.8e308
+        moments = _raw_moments(finite)
+    return {k: (v if v is not None and np.isfinite(v) else None) for k, v in moments.items()}
+
+
+def _raw_moments(finite: np.ndarray) -> dict:
     n = len(finite)
     mean = float(finite.mean())
     dev = finite - mean
@@ -125,21 +126,24 @@ def _moments(finite: np.ndarray) -> dict:
     if n > 2 and m2 > 0:
         m3 = float((sq * dev).mean())
         # Adjusted Fisher-Pearson G1, the estimator pandas' .skew() uses.
-        skew = m3 / m2**1.5 * np.sqrt(n * (n - 1)) / (n - 2)
+        skew = float(m3 / m2**1.5 * np.sqrt(n * (n - 1)) / (n - 2))
     return {"mean": mean, "std": std, "skew": skew}
 
 
-def _numeric_histogram(finite: np.ndarray, lo: float, hi: float, bins: int) -> Histogram | None:
+def _numeric_histogram(ordered: np.ndarray, lo: float, hi: float, bins: int) -> Histogram | None:
+    """Bin counts of sorted finite values, by binary search of the edges."""
     if not np.isfinite(hi - lo):
         return None  # values near ±1.8e308: the bin width itself overflows
-    if hi - lo < bins and np.array_equal(finite, np.floor(finite)):
+    if hi - lo < bins and ordered[0] == np.floor(ordered[0]) and np.array_equal(ordered, np.floor(ordered)):
         # Few integer values: one bar per integer instead of aliased bins.
         edges = np.arange(lo - 0.5, hi + 1.0, 1.0)
-        counts = np.bincount((finite - lo).astype(np.int64), minlength=len(edges) - 1)
-        return Histogram(edges, counts.astype(np.int64))
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
-    counts, edges = np.histogram(finite, bins=bins, range=(lo, hi))
+    elif lo == hi:
+        edges = np.array([lo - 0.5, hi + 0.5])
+    else:
+        edges = np.linspace(lo, hi, bins + 1)
+    # Left-closed bins, the last one closed on both sides, as np.histogram.
+    starts = np.searchsorted(ordered, edges[:-1], side="left")
+    counts = np.diff(np.append(starts, len(ordered)))
     return Histogram(edges, counts.astype(np.int64))
 
 
@@ -188,7 +192,7 @@ def _profile_labels(series: pd.Series, base: dict, top_k: int) -> ColumnProfile:
     )
     stats: dict = {"n_distinct": n_distinct, "top": top}
     if series.dtype == object:
-        stats["python_types"] = _python_types(uniques[:10_000])  # type per distinct value: cheap
+        stats["python_types"] = _python_types(series, codes)
     return ColumnProfile(ColumnSummary(**base, **stats), _hash(codes.astype(np.int64), None))
 
 
@@ -197,5 +201,14 @@ def _label(value: object) -> str:
     return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "…"
 
 
-def _python_types(values: np.ndarray) -> tuple[str, ...]:
-    return tuple(sorted({type(v).__name__ for v in values}))
+def _python_types(series: pd.Series, codes: np.ndarray, limit: int = 10_000) -> tuple[str, ...]:
+    """Python types of an object column, read from one row per distinct value.
+
+    Codes are numbered in order of first appearance, so the rows where the
+    running maximum code grows are the first row of each distinct value.
+    """
+    if len(codes) == 0:
+        return ()
+    running = np.maximum.accumulate(codes)
+    firsts = np.flatnonzero(np.concatenate(([codes[0] >= 0], running[1:] > running[:-1])))
+    return tuple(sorted({type(v).__name__ for v in series.iloc[firsts[:limit]]}))

@@ -61,7 +61,8 @@ def summarize(
     return FrameSummary(
         n_rows=len(df),
         n_columns=df.shape[1],
-        memory_bytes=int(df.memory_usage(deep=True, index=True).sum()),
+        # Column sizes were measured already; deep=True again would re-walk object columns.
+        memory_bytes=sum(c.memory_bytes for c in columns) + int(df.index.memory_usage(deep=True)),
         n_duplicate_rows=n_duplicates,
         columns=columns,
         correlation=correlation,
