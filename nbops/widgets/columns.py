@@ -163,8 +163,8 @@ def _profile_datetime(series: pd.Series, base: dict, bins: int) -> ColumnProfile
             edges = float_edges.astype(np.int64)
         as_time = edges.astype(f"datetime64[{unit}]")
         stats.update(
-            minimum=str(np.datetime64(lo, unit)),
-            maximum=str(np.datetime64(hi, unit)),
+            minimum=str(pd.Timestamp(np.datetime64(lo, unit))),
+            maximum=str(pd.Timestamp(np.datetime64(hi, unit))),
             histogram=Histogram(as_time, counts.astype(np.int64)),
         )
     return ColumnProfile(ColumnSummary(**base, **stats), row_hash)
