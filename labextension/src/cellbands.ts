@@ -1,0 +1,75 @@
+/**
+ * Marks each cell of a notebook with its stage (a coloured band and a label)
+ * and shows the graph's errors and warnings under the cell they name.
+ * Only classes, data attributes and one note element per cell are touched.
+ */
+import { Notebook } from '@jupyterlab/notebook';
+
+import { IGraph, IIssue } from './tokens';
+
+const STAGED = 'nbops-mod-staged';
+const ROLE = 'nbops-mod-role';
+const ISSUE = 'nbops-mod-issue';
+const NOTE = 'nbops-CellIssue';
+
+function clear(node: HTMLElement): void {
+  node.classList.remove(STAGED, ROLE, ISSUE);
+  delete node.dataset.nbopsStage;
+  delete node.dataset.nbopsLabel;
+  delete node.dataset.nbopsRole;
+  node.style.removeProperty('--nbops-stage-color');
+  node.querySelectorAll(`:scope > .${NOTE}`).forEach(n => n.remove());
+}
+
+function issueNote(issues: IIssue[]): HTMLElement {
+  const note = document.createElement('div');
+  note.className = NOTE;
+  for (const issue of issues) {
+    const line = document.createElement('div');
+    line.className = `nbops-CellIssue-${issue.kind}`;
+    const msg = document.createElement('span');
+    msg.className = 'nbops-CellIssue-message';
+    msg.textContent = `nbops ${issue.kind}: ${issue.message}`;
+    line.appendChild(msg);
+    if (issue.fix) {
+      const fix = document.createElement('span');
+      fix.className = 'nbops-CellIssue-fix';
+      fix.textContent = ` fix: ${issue.fix}`;
+      line.appendChild(fix);
+    }
+    note.appendChild(line);
+  }
+  return note;
+}
+
+/** Decorate the cells of `notebook` from `graph` (`null` removes every mark). */
+export function decorateCells(notebook: Notebook, graph: IGraph | null, colors: Map<string, string>): void {
+  const issuesByCell = new Map<number, IIssue[]>();
+  for (const issue of graph ? [...graph.errors, ...graph.warnings] : []) {
+    if (issue.cell !== null && issue.cell !== undefined) {
+      issuesByCell.set(issue.cell, [...(issuesByCell.get(issue.cell) ?? []), issue]);
+    }
+  }
+  notebook.widgets.forEach((cell, index) => {
+    const node = cell.node;
+    clear(node);
+    const info = graph?.cells[index];
+    if (info && cell.model.type === 'code') {
+      if (info.stage && (info.role === 'stage' || info.role === 'metrics')) {
+        node.classList.add(STAGED);
+        node.dataset.nbopsStage = info.stage;
+        node.dataset.nbopsLabel = info.role === 'metrics' ? `${info.stage} · metrics` : info.stage;
+        node.style.setProperty('--nbops-stage-color', colors.get(info.stage) ?? 'var(--jp-border-color1)');
+      } else if (info.role === 'setup' || info.role === 'parameters' || info.role === 'skip') {
+        node.classList.add(ROLE);
+        node.dataset.nbopsRole = info.role;
+        node.dataset.nbopsLabel = info.role;
+      }
+    }
+    const issues = issuesByCell.get(index);
+    if (issues) {
+      node.classList.add(ISSUE);
+      node.appendChild(issueNote(issues));
+    }
+  });
+}

@@ -1,0 +1,85 @@
+/**
+ * The one place that talks to the nbops server extension. A failed request
+ * becomes an `NbopsRequestError` carrying the server's message and fix.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { IErrorBody, IGraph, IRun, IRunSummary } from './tokens';
+
+export class NbopsRequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly fix: string | null = null,
+    readonly kind: string = 'Error'
+  ) {
+    super(message);
+    this.name = 'NbopsRequestError';
+  }
+}
+
+async function request<T>(endpoint: string, init: RequestInit = {}, query: Record<string, string> = {}): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const search = new URLSearchParams(query).toString();
+  const url = URLExt.join(settings.baseUrl, 'nbops', endpoint) + (search ? `?${search}` : '');
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new NbopsRequestError(0, `the Jupyter server cannot be reached: ${error}`, 'check that the server is running');
+  }
+  const text = await response.text();
+  let body: unknown = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    const err = body as Partial<IErrorBody> | null;
+    if (response.status === 404 && (!err || !err.error)) {
+      throw new NbopsRequestError(
+        404,
+        'the nbops server extension is not enabled',
+        'pip install nbops, then restart JupyterLab (jupyter server extension list should show nbops)'
+      );
+    }
+    throw new NbopsRequestError(
+      response.status,
+      err?.message ?? `${response.status} ${response.statusText}`,
+      err?.fix ?? null,
+      err?.error ?? 'Error'
+    );
+  }
+  return body as T;
+}
+
+function post(body: unknown): RequestInit {
+  return { method: 'POST', body: JSON.stringify(body) };
+}
+
+/** The stage graph of `content` (the unsaved notebook JSON) at `path`. */
+export function fetchGraph(path: string, content?: unknown): Promise<IGraph> {
+  return request<IGraph>('graph', post({ path, content }));
+}
+
+/** Start a run in the server; resolves to its id as soon as it is recorded. */
+export async function startRun(path: string, params: Record<string, string>, executor: string): Promise<string> {
+  const answer = await request<{ id: string }>('runs', post({ path, params, executor }));
+  return answer.id;
+}
+
+/** The runs of the notebook at `path`, newest first. */
+export function listRuns(path: string, limit = 20): Promise<IRunSummary[]> {
+  return request<IRunSummary[]>('runs', {}, { path, limit: String(limit) });
+}
+
+export function getRun(runId: string, path: string): Promise<IRun> {
+  return request<IRun>(`runs/${encodeURIComponent(runId)}`, {}, { path });
+}
+
+/** The executed notebook (nbformat JSON) of one stage of a run. */
+export function getStageNotebook(runId: string, stage: string, path: string): Promise<Record<string, unknown>> {
+  return request(`runs/${encodeURIComponent(runId)}/stages/${encodeURIComponent(stage)}/notebook`, {}, { path });
+}
