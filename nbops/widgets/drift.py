@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from nbops.errors import UsageError
 from nbops.widgets.column_kinds import NAT, column_kind, datetime_values, float_values, label_codes
@@ -200,6 +199,8 @@ def _continuous_drift(a: np.ndarray, b: np.ndarray, edges: np.ndarray) -> dict:
     if len(a) == 0 or len(b) == 0:
         return {"test": "ks", "statistic": np.nan, "p_value": 1.0, "psi": 0.0, "reference_counts": ref_counts,
                 "new_counts": new_counts, "edges": edges, "note": "no values on one side"}
+    from scipy import stats  # imported on use: scipy.stats takes a while to load
+
     ks = stats.ks_2samp(a, b)
     # PSI on the reference's deciles: equal-mass bins, the usual PSI setup.
     cuts = np.unique(np.quantile(a, np.linspace(0, 1, 11))[1:-1])
@@ -228,6 +229,8 @@ def _label_drift(ref: pd.Series, new: pd.Series, top_k: int) -> dict:
     if counts.shape[1] < 2 or (counts.sum(axis=1) == 0).any():
         return {**result, "statistic": 0.0, "p_value": 1.0, "psi": psi(counts[0], counts[1]),
                 "note": "fewer than two values to compare"}
+    from scipy import stats
+
     chi2, p_value, _, _ = stats.chi2_contingency(counts, correction=False)
     return {**result, "statistic": float(chi2), "p_value": float(p_value), "psi": psi(counts[0], counts[1])}
 
