@@ -18,6 +18,7 @@ function clear(node: HTMLElement): void {
   delete node.dataset.nbopsLabel;
   delete node.dataset.nbopsRole;
   node.style.removeProperty('--nbops-stage-color');
+  node.style.removeProperty('--nbops-label');
   node.querySelectorAll(`:scope > .${NOTE}`).forEach(n => n.remove());
 }
 
@@ -60,10 +61,12 @@ export function decorateCells(notebook: Notebook, graph: IGraph | null, colors: 
         node.dataset.nbopsStage = info.stage;
         node.dataset.nbopsLabel = info.role === 'metrics' ? `${info.stage} · metrics` : info.stage;
         node.style.setProperty('--nbops-stage-color', colors.get(info.stage) ?? 'var(--jp-border-color1)');
+        node.style.setProperty('--nbops-label', JSON.stringify(node.dataset.nbopsLabel));
       } else if (info.role === 'setup' || info.role === 'parameters' || info.role === 'skip') {
         node.classList.add(ROLE);
         node.dataset.nbopsRole = info.role;
         node.dataset.nbopsLabel = info.role;
+        node.style.setProperty('--nbops-label', JSON.stringify(info.role));
       }
     }
     const issues = issuesByCell.get(index);

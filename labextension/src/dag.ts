@@ -11,6 +11,7 @@ const LAYER_GAP = 56;
 const NODE_GAP = 14;
 const CHAR_W = 7;
 const MARGIN = 8;
+const LANE_GAP = 14;
 
 function el<K extends keyof SVGElementTagNameMap>(
   tag: K,
@@ -115,6 +116,10 @@ export function renderDag(graph: IGraph, colors: Map<string, string>): SVGSVGEle
 
   const edgeLayer = el('g');
   const labelLayer = el('g');
+  // An edge that skips a layer would cross the nodes between: it runs in a lane
+  // to the right of everything instead.
+  const right = Math.max(...[...pos.values()].map(p => p.x + p.w), 0);
+  let lanes = 0;
   for (const e of graph.edges) {
     const a = pos.get(e.source);
     const b = pos.get(e.target);
@@ -125,33 +130,53 @@ export function renderDag(graph: IGraph, colors: Map<string, string>): SVGSVGEle
     const y1 = a.y + NODE_H;
     const x2 = b.x + b.w / 2;
     const y2 = b.y;
-    const dy = Math.max(20, (y2 - y1) / 2);
+    const span = (layer.get(e.target) ?? 0) - (layer.get(e.source) ?? 0);
+    let d: string;
+    let lx: number;
+    let ly: number;
+    let anchor = 'middle';
+    if (span > 1) {
+      const lane = right + LANE_GAP * (1 + lanes++);
+      d =
+        `M ${x1} ${y1} C ${x1} ${y1 + 18}, ${lane} ${y1 + 6}, ${lane} ${y1 + 30} ` +
+        `L ${lane} ${y2 - 30} C ${lane} ${y2 - 6}, ${x2} ${y2 - 18}, ${x2} ${y2 - 2}`;
+      lx = lane + 4;
+      ly = (y1 + y2) / 2 + 4;
+      anchor = 'start';
+    } else {
+      const dy = Math.max(20, (y2 - y1) / 2);
+      d = `M ${x1} ${y1} C ${x1} ${y1 + dy}, ${x2} ${y2 - dy}, ${x2} ${y2 - 2}`;
+      lx = (x1 + x2) / 2;
+      ly = (y1 + y2) / 2 + 4;
+    }
     const g = el('g', { class: 'nbops-DagEdge', 'data-source': e.source, 'data-target': e.target });
     g.appendChild(
       el('path', {
-        d: `M ${x1} ${y1} C ${x1} ${y1 + dy}, ${x2} ${y2 - dy}, ${x2} ${y2 - 2}`,
+        d,
         class: e.explicit ? 'nbops-DagLine nbops-mod-explicit' : 'nbops-DagLine',
         'marker-end': 'url(#nbops-arrow)'
       })
     );
-    const title = el('title', {}, `${e.source} → ${e.target}: ${e.variables.join(', ') || '(explicit after:)'}`);
-    g.appendChild(title);
+    g.appendChild(el('title', {}, `${e.source} → ${e.target}: ${e.variables.join(', ') || '(explicit after:)'}`));
     edgeLayer.appendChild(g);
     const label = e.variables.length ? truncate(e.variables.join(', '), 28) : 'after';
-    const text = el(
-      'text',
-      {
-        x: (x1 + x2) / 2,
-        y: (y1 + y2) / 2 + 4,
-        'text-anchor': 'middle',
-        class: 'nbops-DagLabel',
-        'data-source': e.source,
-        'data-target': e.target
-      },
-      label
+    labelLayer.appendChild(
+      el(
+        'text',
+        {
+          x: lx,
+          y: ly,
+          'text-anchor': anchor,
+          class: 'nbops-DagLabel',
+          'data-source': e.source,
+          'data-target': e.target
+        },
+        label
+      )
     );
-    labelLayer.appendChild(text);
   }
+  const laneWidth = lanes ? LANE_GAP * lanes + 60 : 0;
+  svg.setAttribute('viewBox', `0 0 ${width + laneWidth} ${height}`);
   svg.appendChild(edgeLayer);
 
   for (const s of graph.stages) {

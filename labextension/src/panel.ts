@@ -464,7 +464,8 @@ export class PipelinePanel extends Widget {
         'aria-label': key,
         'data-field': key,
         value: tags.resources[key] ?? '',
-        placeholder: key === 'memory' ? '4Gi' : key === 'timeout' ? 'seconds' : '',
+        placeholder: key === 'memory' ? '4Gi' : key === 'timeout' ? '600' : '',
+        title: key === 'timeout' ? 'timeout in seconds' : key === 'memory' ? 'memory, e.g. 512M or 4Gi' : key,
         onkeydown: (e: Event) => {
           if ((e as KeyboardEvent).key === 'Enter') {
             (e.target as HTMLInputElement).blur();
