@@ -37,6 +37,7 @@ class StageTask:
     memory: int | None = None  # bytes
     timeout: float | None = None  # seconds, whole stage
     attempt: int = 1
+    cache_key: str = ""
     # Relative paths of the upstream outputs this stage reads, for executors
     # that must ship them (Ray); local executors read artifact_dir directly.
     input_files: list[str] = field(default_factory=list)

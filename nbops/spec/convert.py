@@ -29,11 +29,13 @@ __all__ = ["convert", "ARTIFACT_PARAM", "render_stage_notebook"]
 ARTIFACT_PARAM = "nbops_artifact_dir"
 
 
-def _cell(kind: str, source: str, cell_id: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
+def _cell(kind: str, source: str, cell_id: str, tags: list[str] | None = None, source_cell: int | None = None) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
     cell["id"] = cell_id
     if tags:
         cell["metadata"]["tags"] = tags
+    if source_cell is not None:  # lets errors point at the cell of the user's notebook
+        cell["metadata"]["nbops"] = {"source_cell": source_cell}
     return cell
 
 
@@ -56,7 +58,7 @@ def render_stage_notebook(graph: StageGraph, stage_name: str) -> nbformat.Notebo
 
     for index in stage.setup_cells:
         src = strip_pipeline_magic(nb.cells[index].source)
-        cells.append(_cell("code", src, _cell_id(nb, index), ["setup"]))
+        cells.append(_cell("code", src, _cell_id(nb, index), ["setup"], index))
     if stage.reimports:
         body = "# nbops: modules imported by earlier stages (generated)\n" + "\n".join(
             stmt for _, stmt in sorted(stage.reimports.items())
@@ -66,9 +68,9 @@ def render_stage_notebook(graph: StageGraph, stage_name: str) -> nbformat.Notebo
     for index in stage.cells:
         src_cell = nb.cells[index]
         if src_cell.cell_type == "code":
-            cells.append(_cell("code", strip_pipeline_magic(src_cell.source), _cell_id(nb, index)))
+            cells.append(_cell("code", strip_pipeline_magic(src_cell.source), _cell_id(nb, index), None, index))
         elif src_cell.cell_type == "markdown":
-            cells.append(_cell("markdown", src_cell.source, _cell_id(nb, index)))
+            cells.append(_cell("markdown", src_cell.source, _cell_id(nb, index), None, index))
 
     outputs = {v: consumers.get((stage.name, v), []) for v in stage.outputs}
     scalars = sorted(stage.defines - set(stage.outputs))

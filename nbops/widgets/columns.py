@@ -2,7 +2,7 @@
 
 Each profiler also returns a per-row hash of the column (equal values, equal
 hashes) so the frame can count duplicate rows without hashing its strings
-twice, and numeric columns hand back their float values for correlations.
+twice, and numeric columns hand back the sampled rows the correlation uses.
 """
 
 from __future__ import annotations
@@ -29,11 +29,16 @@ class ColumnProfile:
 
     summary: ColumnSummary
     row_hash: np.ndarray  # uint64 per row
-    floats: np.ndarray | None = None  # numeric columns: float64 values, NaN for null
+    sample: np.ndarray | None = None  # numeric columns: float64 at the sampled rows, NaN for null/inf
 
 
-def profile_column(series: pd.Series, name: str, *, bins: int, top_k: int) -> ColumnProfile:
-    """Summarize ``series``; see :class:`~nbops.widgets.stats.ColumnSummary`."""
+def profile_column(
+    series: pd.Series, name: str, *, bins: int, top_k: int, sample_rows: np.ndarray | slice = slice(None)
+) -> ColumnProfile:
+    """Summarize ``series``; see :class:`~nbops.widgets.stats.ColumnSummary`.
+
+    ``sample_rows`` picks the rows a numeric column hands back for correlations.
+    """
     n_null = int(series.isna().sum())
     kind = column_kind(series, n_null)
     base = {
@@ -47,7 +52,7 @@ def profile_column(series: pd.Series, name: str, *, bins: int, top_k: int) -> Co
     if kind == EMPTY:
         return ColumnProfile(ColumnSummary(n_distinct=0, **base), np.full(len(series), _NULL_HASH))
     if kind == NUMERIC:
-        return _profile_numeric(series, base, bins)
+        return _profile_numeric(series, base, bins, sample_rows)
     if kind == DATETIME:
         return _profile_datetime(series, base, bins)
     return _profile_labels(series, base, top_k)
@@ -60,7 +65,7 @@ def _hash(keys: np.ndarray, null: np.ndarray | None) -> np.ndarray:
     return hashed
 
 
-def _profile_numeric(series: pd.Series, base: dict, bins: int) -> ColumnProfile:
+def _profile_numeric(series: pd.Series, base: dict, bins: int, sample_rows: np.ndarray | slice) -> ColumnProfile:
     values = float_values(series)
     null = np.isnan(values)
     has_null = bool(base["n_null"])
@@ -89,7 +94,10 @@ def _profile_numeric(series: pd.Series, base: dict, bins: int) -> ColumnProfile:
             quantiles=dict(zip((f"{q:g}" for q in QUANTILES), _sorted_quantiles(ordered, QUANTILES))),
             histogram=_numeric_histogram(ordered, lo, hi, bins),
         )
-    return ColumnProfile(ColumnSummary(**base, **stats), row_hash, values)
+    sample = values[sample_rows]
+    if n_inf:
+        sample = np.where(np.isinf(sample), np.nan, sample)
+    return ColumnProfile(ColumnSummary(**base, **stats), row_hash, sample)
 
 
 def _count_distinct_sorted(ordered: np.ndarray) -> int:

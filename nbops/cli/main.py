@@ -1,0 +1,227 @@
+"""``nbops`` on the command line: parse, one library call, render. Exit codes
+come from the error classes: 0 ok, 1 a run or check failed, 2 bad input,
+3 store trouble, 130 interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from nbops.errors import NbopsError, RunFailed
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="set a parameter (repeatable)")
+    p.add_argument("-f", "--params-file", metavar="YAML", help="parameters from a YAML file")
+    p.add_argument("--jobs", type=int, help="stages run in parallel (local executor)")
+    p.add_argument("--executor", default="local", help="local (default) or ray")
+    p.add_argument("--address", help="Ray cluster address (or RAY_ADDRESS)")
+    p.add_argument("--no-cache", action="store_true", help="run every stage, reuse nothing")
+    p.add_argument("--metric", action="append", default=[], metavar="NAME", help="record a scalar variable as a metric")
+    p.add_argument("--store", help="run store folder (default: .nbops beside the notebook, or $NBOPS_STORE)")
+    p.add_argument("--json", action="store_true", help="print the run as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nbops", description="Tagged notebooks into versioned, cached pipelines.")
+    parser.add_argument("--version", action="version", version=f"nbops {__import__('nbops').__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("graph", help="show the stage graph of a notebook")
+    p.add_argument("notebook")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("convert", help="write pipeline.yaml and one papermill notebook per stage")
+    p.add_argument("notebook")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+
+    p = sub.add_parser("run", help="run a notebook or converted pipeline as a versioned run")
+    p.add_argument("target", metavar="NOTEBOOK_OR_DIR")
+    _add_run_options(p)
+    p.add_argument("--repeat", type=int, default=1, help="run N times without cache and compare metrics")
+    p.add_argument("--tolerance", type=float, default=0.0, help="relative metric difference allowed by --repeat")
+
+    runs = sub.add_parser("runs", help="list, show and compare runs").add_subparsers(dest="runs_command", metavar="ACTION")
+    runs.required = True
+    p = runs.add_parser("ls", help="runs, newest first")
+    p.add_argument("--notebook", help="only runs of this notebook (and its store)")
+    p.add_argument("--store")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p = runs.add_parser("show", help="one run: stages, metrics, checks, errors")
+    p.add_argument("run")
+    p.add_argument("--notebook")
+    p.add_argument("--store")
+    p.add_argument("--json", action="store_true")
+    p = runs.add_parser("diff", help="parameters, metrics and code that differ between two runs")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.add_argument("--notebook")
+    p.add_argument("--store")
+    p.add_argument("--json", action="store_true")
+
+    for name, help_ in (("resume", "continue a failed run from the failed stage"), ("rerun", "run again without cache; report differences")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("run")
+        p.add_argument("--notebook")
+        p.add_argument("--store")
+        p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="secret parameters again")
+        p.add_argument("--executor", default="local")
+        p.add_argument("--address")
+        p.add_argument("--jobs", type=int)
+        p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("open", help="path of the executed notebook of a stage")
+    p.add_argument("run")
+    p.add_argument("stage")
+    p.add_argument("--notebook")
+    p.add_argument("--store")
+    return parser
+
+
+def _cmd_graph(a: argparse.Namespace) -> int:
+    from nbops import api
+    from nbops.cli import render
+
+    g = api.graph(a.notebook)
+    if a.json:
+        render.print_json(g)
+    else:
+        render.graph_text(g)
+    if g["errors"]:
+        from nbops.errors import CellIssue, GraphError
+
+        raise GraphError(a.notebook, [CellIssue(e["message"], e["fix"], e["cell"], e["first_line"]) for e in g["errors"]])
+    return 0
+
+
+def _cmd_convert(a: argparse.Namespace) -> int:
+    from nbops import api
+    from nbops.cli import render
+
+    spec = api.convert(a.notebook, a.output)
+    render.console.print(f"wrote {a.output}/pipeline.yaml and {len(spec.stages)} stage notebooks: "
+                         + ", ".join(f"stages/{s.name}.ipynb" for s in spec.stages))
+    render.console.print(f"run a stage: papermill {a.output}/{spec.stages[0].notebook} out.ipynb -p nbops_artifact_dir {a.output}/artifacts --cwd {os.path.dirname(os.path.abspath(a.notebook))}")
+    return 0
+
+
+def _finish_run(result: dict, as_json: bool) -> int:
+    from nbops.cli import render
+
+    if as_json:
+        render.print_json(result)
+    else:
+        render.err_console.print(f"run [bold]{result['id']}[/] {result['status']} in {result['duration_s']}s"
+                                 + (" · " + " ".join(f"{k}={render._fmt(v)}" for k, v in result["metrics"].items()) if result["metrics"] else ""))
+        for diff in result.get("differences", []):
+            render.err_console.print(f"  [yellow]differs:[/] {diff}")
+    if result["status"] != "succeeded":
+        failed = [s for s in result["stages"] if s["status"] == "failed"]
+        if failed and not as_json:
+            s = failed[0]
+            e = s.get("error") or {}
+            where = f", cell {e['cell']} (\"{e.get('first_line', '')}\")" if e.get("cell") is not None else ""
+            render.err_console.print(f"[red]stage {s['name']} failed{where}: {e.get('ename')}: {e.get('evalue')}[/]")
+            render.err_console.print(f"  executed notebook: nbops open {result['id']} {s['name']}   ·   continue: nbops resume {result['id']}")
+        return RunFailed.exit_code
+    return 1 if result.get("differences") else 0
+
+
+def _cmd_run(a: argparse.Namespace) -> int:
+    from nbops import api
+    from nbops.cli import render
+
+    progress = render.RunProgress()
+    address = a.address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = dict(params_file=a.params_file, assignments=a.param, executor=a.executor, jobs=a.jobs,
+                                  store=a.store, address=address, metric_names=a.metric, progress=progress)
+    if a.repeat > 1:
+        results = [api.run(a.target, no_cache=True, **kwargs) for _ in range(a.repeat)]
+        first = results[0]
+        code = max(_finish_run(r, a.json) for r in results)
+        for other in results[1:]:
+            diffs = [d for d in api._differences(first, other, a.tolerance) if d["kind"] == "metric"]
+            for d in diffs:
+                render.err_console.print(f"[red]not reproducible:[/] metric {d['name']} = {d['a']} then {d['b']} (tolerance {a.tolerance})")
+            if diffs:
+                code = max(code, 1)
+        return code
+    return _finish_run(api.run(a.target, no_cache=a.no_cache, **kwargs), a.json)
+
+
+def _where(a: argparse.Namespace) -> dict:
+    return {"path": getattr(a, "notebook", None), "store": getattr(a, "store", None)}
+
+
+def _cmd_runs(a: argparse.Namespace) -> int:
+    from nbops import api
+    from nbops.cli import render
+
+    if a.runs_command == "ls":
+        runs = api.list_runs(a.notebook, store=a.store, limit=a.limit)
+        render.print_json(runs) if a.json else render.runs_table(runs)
+    elif a.runs_command == "show":
+        run = api.get_run(a.run, **_where(a))
+        render.print_json(run) if a.json else render.run_detail(run)
+    else:
+        d = api.diff_runs(a.run_a, a.run_b, **_where(a))
+        render.print_json(d) if a.json else render.diff_text(d)
+    return 0
+
+
+def _cmd_resume_rerun(a: argparse.Namespace) -> int:
+    from nbops import api
+    from nbops.cli import render
+    from nbops.plan import parse_assignments
+
+    fn = api.resume if a.command == "resume" else api.rerun
+    result = fn(a.run, executor=a.executor, jobs=a.jobs, progress=render.RunProgress(),
+                params=parse_assignments(a.param), address=a.address or os.environ.get("RAY_ADDRESS"), **_where(a))
+    return _finish_run(result, a.json)
+
+
+def _cmd_open(a: argparse.Namespace) -> int:
+    from nbops import api
+
+    print(api.stage_notebook(a.run, a.stage, **_where(a)))
+    return 0
+
+
+COMMANDS = {
+    "graph": _cmd_graph,
+    "convert": _cmd_convert,
+    "run": _cmd_run,
+    "runs": _cmd_runs,
+    "resume": _cmd_resume_rerun,
+    "rerun": _cmd_resume_rerun,
+    "open": _cmd_open,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except NbopsError as exc:
+
+        print(f"nbops: error: {exc.render()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("nbops: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in nbops: say so plainly, keep the traceback for who asks
+        if os.environ.get("NBOPS_DEBUG"):
+            raise
+        print(f"nbops: internal error: {type(exc).__name__}: {exc}\n  (set NBOPS_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

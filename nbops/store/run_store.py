@@ -1,0 +1,296 @@
+"""The run store: SQLite (WAL) for metadata, content-addressed objects for bytes.
+
+Layout of a store folder (default ``.nbops/`` beside the notebook)::
+
+    runs.db            runs, stages, studies (SQLite, WAL mode)
+    objects/ab/cd...   artifacts and executed notebooks, by sha256
+    pipelines/<hash>/  converted pipelines (pipeline.yaml + stages/)
+    runs/<run id>/     working folder of a run (artifacts, executed notebooks)
+
+Only the driver process writes here; stage kernels and Ray workers write
+into their own run folder, which the driver ingests. Every write is one
+short transaction, so many runs can share one store (WAL lets readers go on
+while one writer commits; ``busy_timeout`` queues writers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from nbops.errors import NotFoundError, StoreError, UsageError
+from nbops.store.objects import ObjectStore
+
+__all__ = ["RunStore", "new_run_id", "validate_run_id", "iso", "RUN_ID_RE", "STAGE_STATUSES", "RUN_STATUSES"]
+
+RUN_ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+STAGE_STATUSES = ("pending", "running", "succeeded", "failed", "cached", "skipped")
+RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    notebook TEXT,
+    pipeline_dir TEXT,
+    pipeline_sha256 TEXT,
+    notebook_sha256 TEXT,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    params TEXT NOT NULL DEFAULT '{}',
+    env TEXT NOT NULL DEFAULT '{}',
+    git TEXT,
+    executor TEXT,
+    kind TEXT NOT NULL DEFAULT 'run',
+    parent_id TEXT,
+    study TEXT,
+    trial INTEGER,
+    host TEXT,
+    pid INTEGER,
+    pid_start TEXT,
+    heartbeat REAL,
+    error TEXT,
+    report TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
+CREATE INDEX IF NOT EXISTS runs_study ON runs(study);
+CREATE TABLE IF NOT EXISTS stages (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    cache_key TEXT,
+    cached_from TEXT,
+    notebook_sha256 TEXT,
+    outputs TEXT NOT NULL DEFAULT '{}',
+    scalars TEXT NOT NULL DEFAULT '{}',
+    metrics TEXT NOT NULL DEFAULT '[]',
+    checks TEXT NOT NULL DEFAULT '[]',
+    inputs TEXT NOT NULL DEFAULT '[]',
+    artifacts TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    worker TEXT NOT NULL DEFAULT '{}',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, name)
+);
+CREATE INDEX IF NOT EXISTS stages_cache ON stages(cache_key, status);
+CREATE TABLE IF NOT EXISTS studies (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    spec TEXT NOT NULL
+);
+"""
+
+_JSON_RUN = ("params", "env", "git", "error", "report")
+_JSON_STAGE = ("outputs", "scalars", "metrics", "checks", "inputs", "artifacts", "error", "worker")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def validate_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+        raise UsageError(f"{run_id!r} is not a run id", "run ids look like 20261130-013000-ab12cd; see 'nbops runs ls'")
+    return run_id
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+def _proc_start(pid: int) -> str | None:
+    """The kernel's start time of a process: tells a live pid from a reused one."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+class RunStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+        self.objects = ObjectStore(self.root / "objects")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with self._conn() as c:
+                c.execute("PRAGMA journal_mode=WAL")
+                c.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the run store at {self.root}: {exc}", "check the folder's permissions, or pass --store") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create the run store at {self.root}: {exc.strerror}", "pass --store PATH or set NBOPS_STORE") from None
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        # One connection per operation: safe from any thread (the Jupyter
+        # server calls us from several), cheap with SQLite.
+        conn = sqlite3.connect(self.root / "runs.db", timeout=60, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=60000")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _write(self, sql: str, args: tuple) -> None:
+        with self._conn() as c:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute(sql, args)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    # -- runs ----------------------------------------------------------------
+    def create_run(self, run_id: str, **fields: Any) -> None:
+        fields.setdefault("status", "running")
+        fields.setdefault("started_at", time.time())
+        fields.update(host=socket.gethostname(), pid=os.getpid(), pid_start=_proc_start(os.getpid()), heartbeat=time.time())
+        cols = ["id", *fields]
+        values = [run_id, *(_dump(k, v, _JSON_RUN) for k, v in fields.items())]
+        self._write(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", tuple(values))
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._write(f"UPDATE runs SET {sets} WHERE id = ?", (*(_dump(k, v, _JSON_RUN) for k, v in fields.items()), run_id))
+
+    def heartbeat(self, run_id: str) -> None:
+        self.update_run(run_id, heartbeat=time.time())
+
+    def put_stage(self, run_id: str, name: str, position: int, **fields: Any) -> None:
+        """Insert or update one stage row."""
+        fields = {k: _dump(k, v, _JSON_STAGE) for k, v in fields.items()}
+        cols = ["run_id", "name", "position", *fields]
+        updates = ", ".join(f"{k} = excluded.{k}" for k in ["position", *fields])
+        self._write(
+            f"INSERT INTO stages ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT(run_id, name) DO UPDATE SET {updates}",
+            (run_id, name, position, *fields.values()),
+        )
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        validate_run_id(run_id)
+        self.mark_interrupted()
+        with self._conn() as c:
+            row = c.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no run {run_id} in the store {self.root}", "see 'nbops runs ls' (and --store)")
+            stages = c.execute("SELECT * FROM stages WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
+        run = _load(row, _JSON_RUN)
+        run["stages"] = [_load(s, _JSON_STAGE) for s in stages]
+        return run
+
+    def list_runs(self, *, notebook: str | None = None, study: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        self.mark_interrupted()
+        where, args = [], []
+        if notebook is not None:
+            where.append("notebook = ?")
+            args.append(notebook)
+        if study is not None:
+            where.append("study = ?")
+            args.append(study)
+        sql = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY started_at DESC, id DESC LIMIT ?"
+        with self._conn() as c:
+            rows = c.execute(sql, (*args, limit)).fetchall()
+            ids = [r["id"] for r in rows]
+            stage_rows = (
+                c.execute(
+                    f"SELECT run_id, name, status, metrics, scalars FROM stages WHERE run_id IN ({', '.join('?' * len(ids))}) ORDER BY position",
+                    ids,
+                ).fetchall()
+                if ids
+                else []
+            )
+        stages: dict[str, list[dict]] = {}
+        for s in stage_rows:
+            stages.setdefault(s["run_id"], []).append(_load(s, _JSON_STAGE))
+        out = []
+        for r in rows:
+            run = _load(r, _JSON_RUN)
+            run["stages"] = stages.get(run["id"], [])
+            out.append(run)
+        return out
+
+    def find_cached(self, cache_key: str) -> dict[str, Any] | None:
+        """The newest successful execution of a stage with this cache key."""
+        with self._conn() as c:
+            row = c.execute(
+                "SELECT * FROM stages WHERE cache_key = ? AND status = 'succeeded' AND notebook_sha256 IS NOT NULL "
+                "ORDER BY ended_at DESC LIMIT 1",
+                (cache_key,),
+            ).fetchone()
+        return None if row is None else _load(row, _JSON_STAGE)
+
+    def mark_interrupted(self) -> None:
+        """Runs whose driver died (SIGKILL, power loss) are 'interrupted', not 'running' forever."""
+        host = socket.gethostname()
+        now = time.time()
+        with self._conn() as c:
+            rows = c.execute("SELECT id, host, pid, pid_start, heartbeat FROM runs WHERE status = 'running'").fetchall()
+        for r in rows:
+            if r["host"] == host and r["pid"]:
+                alive = _proc_start(r["pid"]) is not None and _proc_start(r["pid"]) == r["pid_start"]
+                if r["pid_start"] is None:  # no /proc: fall back on the signal check
+                    try:
+                        os.kill(r["pid"], 0)
+                        alive = True
+                    except OSError:
+                        alive = False
+            else:  # another machine: trust the heartbeat
+                alive = r["heartbeat"] is not None and now - r["heartbeat"] < 120
+            if not alive:
+                self._write(
+                    "UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, heartbeat) WHERE id = ? AND status = 'running'",
+                    (r["id"],),
+                )
+                self._write(
+                    "UPDATE stages SET status = 'failed', error = ? WHERE run_id = ? AND status IN ('running')",
+                    (json.dumps({"ename": "Interrupted", "evalue": "the nbops process running this stage stopped"}), r["id"]),
+                )
+                self._write("UPDATE stages SET status = 'skipped' WHERE run_id = ? AND status = 'pending'", (r["id"],))
+
+    # -- studies (sweeps) ------------------------------------------------------
+    def put_study(self, name: str, spec: dict[str, Any]) -> None:
+        self._write(
+            "INSERT INTO studies (name, created_at, spec) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec",
+            (name, time.time(), json.dumps(spec)),
+        )
+
+    def get_study(self, name: str) -> dict[str, Any] | None:
+        with self._conn() as c:
+            row = c.execute("SELECT * FROM studies WHERE name = ?", (name,)).fetchone()
+        return None if row is None else {"name": row["name"], "created_at": row["created_at"], **json.loads(row["spec"])}
+
+    # -- folders -----------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / validate_run_id(run_id)
+
+    def pipelines_dir(self) -> Path:
+        return self.root / "pipelines"
+
+
+def _dump(key: str, value: Any, json_cols: tuple[str, ...]) -> Any:
+    return json.dumps(value, sort_keys=True, default=str) if key in json_cols and value is not None else value
+
+
+def _load(row: sqlite3.Row, json_cols: tuple[str, ...]) -> dict[str, Any]:
+    out = dict(row)
+    for k in json_cols:
+        if k in out and isinstance(out[k], str):
+            out[k] = json.loads(out[k])
+    return out
