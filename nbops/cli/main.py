@@ -81,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stage")
     p.add_argument("--notebook")
     p.add_argument("--store")
+
+    # Commands that live in their own modules (test, report, sweep): each
+    # module has register(subparsers) -> {command name: handler}.
+    import importlib
+
+    for module in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        COMMANDS.update(mod.register(sub))
     return parser
 
 
@@ -192,6 +205,8 @@ def _cmd_open(a: argparse.Namespace) -> int:
     print(api.stage_notebook(a.run, a.stage, **_where(a)))
     return 0
 
+
+COMMAND_MODULES = ["nbops.cli.cmd_test", "nbops.cli.cmd_report", "nbops.cli.cmd_sweep"]
 
 COMMANDS = {
     "graph": _cmd_graph,

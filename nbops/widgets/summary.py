@@ -96,12 +96,19 @@ def _profiles(
     def profile(item: tuple[pd.Series, str]) -> ColumnProfile:
         return profile_column(item[0], item[1], bins=bins, top_k=top_k, sample_rows=rows)
 
-    n = min(workers or min(4, os.cpu_count() or 1), len(series))
+    n = min(workers or min(4, _cpus()), len(series))
     if n <= 1:
         yield from map(profile, series)
         return
     with ThreadPoolExecutor(n, thread_name_prefix="nbops-summarize") as pool:
         yield from pool.map(profile, series)
+
+
+def _cpus() -> int:
+    # The CPUs this process may run on (a container's share), not the host's.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class _DuplicateCounter:

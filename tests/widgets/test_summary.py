@@ -189,3 +189,15 @@ def test_million_rows(make_mixed_frame):
     assert [f.columns for f in s.flags_of("correlated")] == [("price", "price_tax")]
     assert s.correlation.sample_rows == 100_000
     assert s.n_duplicate_rows == 0
+
+
+def test_threads_do_not_change_the_result(frame_10k):
+    one, two = summarize(frame_10k, workers=1), summarize(frame_10k, workers=2)
+    assert one.flags == two.flags and one.n_duplicate_rows == two.n_duplicate_rows
+    assert [c.n_distinct for c in one.columns] == [c.n_distinct for c in two.columns]
+    np.testing.assert_array_equal(one.correlation.matrix, two.correlation.matrix)
+
+
+def test_duplicates_found_when_no_column_is_unique():
+    df = pd.DataFrame({"a": [1, 2, 1, 2], "b": ["x", "y", "x", "z"], "c": [0.5, 0.5, 0.5, 0.5]})
+    assert summarize(df, workers=2).n_duplicate_rows == 1
