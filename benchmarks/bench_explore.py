@@ -137,7 +137,7 @@ def time_ydata(df: pd.DataFrame, reinstall: bool, timeout: float) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-ydata", action="store_true", help="time nbops only")
     parser.add_argument("--reinstall", action="store_true", help="recreate benchmarks/.venv-ydata")

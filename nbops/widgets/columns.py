@@ -80,19 +80,18 @@ def _profile_numeric(series: pd.Series, base: dict, bins: int, sample_rows: np.n
     n_finite = int(np.count_nonzero(finite_mask))
     finite = values if n_finite == len(values) else values[finite_mask]
     n_inf = len(values) - n_finite - int(np.count_nonzero(null))
-    # One sort gives the exact distinct count, quantiles and histogram: cheaper
-    # than a hash table for distinct values plus a partition for quantiles.
-    ordered = np.sort(finite)
     infinities = int(np.isposinf(values).any()) + int(np.isneginf(values).any()) if n_inf else 0
-    stats: dict = {"n_inf": n_inf, "n_distinct": _count_distinct_sorted(ordered) + infinities}
+    stats: dict = {"n_inf": n_inf, "n_distinct": infinities}
     if n_finite:
-        lo, hi = float(ordered[0]), float(ordered[-1])
+        lo, hi = float(finite.min()), float(finite.max())
+        order = _order(finite, lo, hi)
         stats.update(_moments(finite))
         stats.update(
+            n_distinct=order.n_distinct + infinities,
             minimum=lo,
             maximum=hi,
-            quantiles=dict(zip((f"{q:g}" for q in QUANTILES), _sorted_quantiles(ordered, QUANTILES))),
-            histogram=_numeric_histogram(ordered, lo, hi, bins),
+            quantiles=dict(zip((f"{q:g}" for q in QUANTILES), _quantiles(order, n_finite, QUANTILES))),
+            histogram=_numeric_histogram(order, n_finite, lo, hi, bins),
         )
     sample = values[sample_rows]
     if n_inf:
@@ -100,18 +99,55 @@ def _profile_numeric(series: pd.Series, base: dict, bins: int, sample_rows: np.n
     return ColumnProfile(ColumnSummary(**base, **stats), row_hash, sample)
 
 
-def _count_distinct_sorted(ordered: np.ndarray) -> int:
-    if len(ordered) == 0:
-        return 0
-    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
+class _Sorted:
+    """Order statistics from the sorted values.
+
+    One sort gives the exact distinct count, the quantiles and the histogram:
+    cheaper than a hash table for the distinct values plus a partition for
+    the quantiles.
+    """
+
+    def __init__(self, finite: np.ndarray):
+        self.ordered = np.sort(finite)
+        self.n_distinct = int(np.count_nonzero(self.ordered[1:] != self.ordered[:-1])) + 1
+
+    def count_below(self, edges: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.ordered, edges, side="left")
+
+    def value_at(self, ranks: np.ndarray) -> np.ndarray:
+        return self.ordered[ranks]
 
 
-def _sorted_quantiles(ordered: np.ndarray, qs: tuple[float, ...]) -> list[float]:
-    """Linear-interpolated quantiles of sorted values (numpy's default method)."""
-    position = np.asarray(qs) * (len(ordered) - 1)
+class _IntegerCounts:
+    """Order statistics from a count per integer: O(n), where a sort is O(n log n)."""
+
+    def __init__(self, finite: np.ndarray, lo: float):
+        self.lo = lo
+        counts = np.bincount((finite - lo).astype(np.int64))
+        self.n_distinct = int(np.count_nonzero(counts))
+        self.cumulative = np.concatenate(([0], np.cumsum(counts)))
+
+    def count_below(self, edges: np.ndarray) -> np.ndarray:
+        # Integer v < edge  <=>  v - lo < ceil(edge - lo).
+        offsets = np.clip(np.ceil(edges - self.lo), 0, len(self.cumulative) - 1).astype(np.int64)
+        return self.cumulative[offsets]
+
+    def value_at(self, ranks: np.ndarray) -> np.ndarray:
+        return self.lo + np.searchsorted(self.cumulative[1:], ranks, side="right").astype(np.float64)
+
+
+def _order(finite: np.ndarray, lo: float, hi: float) -> _Sorted | _IntegerCounts:
+    # Counts (ids, small counts, 0/1 flags) take a count array of at most 4 slots per value.
+    if hi - lo <= 4 * len(finite) and np.array_equal(finite, np.floor(finite)):
+        return _IntegerCounts(finite, lo)
+    return _Sorted(finite)
+
+
+def _quantiles(order: _Sorted | _IntegerCounts, n: int, qs: tuple[float, ...]) -> list[float]:
+    """Linear-interpolated quantiles (numpy's default method)."""
+    position = np.asarray(qs) * (n - 1)
     below = np.floor(position).astype(np.int64)
-    above = np.minimum(below + 1, len(ordered) - 1)
-    low, high = ordered[below], ordered[above]
+    low, high = order.value_at(below), order.value_at(np.minimum(below + 1, n - 1))
     with np.errstate(over="ignore", invalid="ignore"):  # high - low may overflow near ±1.8e308
         values = low + (high - low) * (position - below)
     return np.where(np.isfinite(values), values, low).tolist()
@@ -138,11 +174,13 @@ def _raw_moments(finite: np.ndarray) -> dict:
     return {"mean": mean, "std": std, "skew": skew}
 
 
-def _numeric_histogram(ordered: np.ndarray, lo: float, hi: float, bins: int) -> Histogram | None:
-    """Bin counts of sorted finite values, by binary search of the edges."""
+def _numeric_histogram(
+    order: _Sorted | _IntegerCounts, n: int, lo: float, hi: float, bins: int
+) -> Histogram | None:
+    """Bin counts from the order statistics: one rank lookup per edge."""
     if not np.isfinite(hi - lo):
         return None  # values near ±1.8e308: the bin width itself overflows
-    if hi - lo < bins and ordered[0] == np.floor(ordered[0]) and np.array_equal(ordered, np.floor(ordered)):
+    if hi - lo < bins and isinstance(order, _IntegerCounts):
         # Few integer values: one bar per integer instead of aliased bins.
         edges = np.arange(lo - 0.5, hi + 1.0, 1.0)
     elif lo == hi:
@@ -150,8 +188,7 @@ def _numeric_histogram(ordered: np.ndarray, lo: float, hi: float, bins: int) -> 
     else:
         edges = np.linspace(lo, hi, bins + 1)
     # Left-closed bins, the last one closed on both sides, as np.histogram.
-    starts = np.searchsorted(ordered, edges[:-1], side="left")
-    counts = np.diff(np.append(starts, len(ordered)))
+    counts = np.diff(np.append(order.count_below(edges[:-1]), n))
     return Histogram(edges, counts.astype(np.int64))
 
 

@@ -93,7 +93,9 @@ class CompareView(WidgetView):
     def _text(self) -> str:
         d = self.drift
         lines = [f"{len(d.columns)} columns compared, {len(d.drifted)} drifted"]
-        lines += [f"  {c.name}: PSI {fmt(c.psi)} {c.test} p={c.p_value:.3g} {c.note}".rstrip() for c in d.columns if c.drifted]
+        for c in d.columns:
+            if c.drifted:
+                lines.append(f"  {c.name}: PSI {fmt(c.psi)} {c.test} p={c.p_value:.3g} {c.note}".rstrip())
         return "\n".join(lines)
 
     def _tables_html(self) -> str:
@@ -109,7 +111,9 @@ class CompareView(WidgetView):
         table = w.HTML(self._tables_html())
         if not columns:
             return w.VBox([table])
-        options = [(f"{c.name} (PSI {fmt(c.psi)})" + (" drifted" if c.drifted else ""), i) for i, c in enumerate(columns)]
+        options = [
+            (f"{c.name} (PSI {fmt(c.psi)})" + (" drifted" if c.drifted else ""), i) for i, c in enumerate(columns)
+        ]
         picker = w.Dropdown(options=options, value=0, description="column")
         slot = FigureSlot(overlay_figure(columns[0]))
         picker.observe(lambda change: slot.show(overlay_figure(columns[change["new"]])), names="value")

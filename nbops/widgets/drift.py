@@ -126,7 +126,8 @@ def drift_table(
             where = "new_df" if name not in new.columns else "reference_df"
             results.append(_structural(str(name), "missing", f"not in {where}"))
             continue
-        results.append(_column_drift(str(name), _first(reference, name), _first(new, name), bins, top_k, alpha, psi_threshold))
+        ref_col, new_col = _first(reference, name), _first(new, name)
+        results.append(_column_drift(str(name), ref_col, new_col, bins, top_k, alpha, psi_threshold))
     # Structural changes first, then by PSI, then by p-value.
     results.sort(key=_drift_rank)
     return DriftTable(tuple(results))

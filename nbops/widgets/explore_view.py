@@ -55,7 +55,9 @@ def distribution_figure(col: ColumnSummary) -> go.Figure:
             fig.add_bar(x=["(other values)"], y=[col.top.other_count], name="other", marker_color="lightgrey")
         fig.update_xaxes(type="category")
     else:
-        fig.add_annotation(text="no values to draw (all null)", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.add_annotation(
+            text="no values to draw (all null)", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+        )
     fig.update_yaxes(title_text="rows")
     return fig
 
@@ -182,7 +184,9 @@ class ExploreView(WidgetView):
             rows += [(f"q{k}", v) for k, v in col.quantiles.items()]
         if col.python_types:
             rows.append(("python types", ", ".join(col.python_types)))
-        flags = "".join(f'<li class="nbops-flag">{html.escape(f.message)}</li>' for f in self.summary.flags_of(column=col.name))
+        flags = "".join(
+            f'<li class="nbops-flag">{html.escape(f.message)}</li>' for f in self.summary.flags_of(column=col.name)
+        )
         return table_html(rows) + (f"<ul>{flags}</ul>" if flags else "")
 
     def _build_widget(self) -> Any:

@@ -30,8 +30,10 @@ def pareto_front(points: np.ndarray | Sequence[Sequence[float]], directions: Seq
         raise UsageError(f"points must be a 2-d array (runs x metrics), got shape {values.shape}",
                          "pass one row per run, one column per metric")
     if len(directions) != values.shape[1] or any(d not in _DIRECTIONS for d in directions):
-        raise UsageError(f"directions must be 'max' or 'min' for each of the {values.shape[1]} metrics, got {list(directions)}",
-                         "e.g. directions=['max', 'min']")
+        raise UsageError(
+            f"directions must be 'max' or 'min' for each of the {values.shape[1]} metrics, got {list(directions)}",
+            "e.g. directions=['max', 'min']",
+        )
     # Turn every metric into "smaller is better".
     costs = values * np.array([_DIRECTIONS[d] for d in directions])
     valid = ~np.isnan(costs).any(axis=1)

@@ -124,7 +124,9 @@ class Correlation:
 class Flag:
     """Something a data test would want to check, e.g. a 90 %-null column."""
 
-    kind: str  # all-null, high-null, constant, infinite, correlated, skewed, id-like, near-unique, mixed-types, duplicate-rows
+    # all-null, high-null, constant, infinite, correlated, skewed, id-like,
+    # near-unique, mixed-types or duplicate-rows
+    kind: str
     columns: tuple[str, ...]
     message: str
     value: float

@@ -42,6 +42,25 @@ def test_stats_match_pandas(frame_10k):
     assert s.column("country").top.counts.sum() + s.column("country").top.other_count == 10_000
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.arange(-500, 1500, dtype=np.int64),  # unique ids
+        np.random.default_rng(2).integers(-3, 40, 5000),  # small counts
+        np.where(np.random.default_rng(3).random(5000) < 0.1, np.nan, np.random.default_rng(4).poisson(3, 5000)),
+        np.random.default_rng(5).normal(size=5000).round(1),  # ties, not integers
+    ],
+)
+def test_counted_and_sorted_paths_match_numpy(values):
+    col = summarize(pd.DataFrame({"v": values}), bins=30).column("v")
+    present = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    expected = np.quantile(present, [0.01, 0.25, 0.5, 0.99])
+    got = [col.quantiles[k] for k in ("0.01", "0.25", "0.5", "0.99")]
+    np.testing.assert_allclose(got, expected)
+    assert col.n_distinct == len(np.unique(present))
+    np.testing.assert_array_equal(col.histogram.counts, np.histogram(present, bins=col.histogram.edges)[0])
+
+
 def test_flags_on_known_columns(frame_10k):
     s = summarize(frame_10k)
     assert kinds_of(s, "const") == {"constant"}
