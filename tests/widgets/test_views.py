@@ -171,3 +171,12 @@ def test_widgets_import_only_errors_from_nbops():
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     assert not alias.name.startswith("nbops") or alias.name.startswith("nbops.widgets")
+
+
+def test_nbops_forwards_to_the_widget_functions(frame_10k):
+    import nbops
+
+    view = nbops.explore(frame_10k.head(50))  # imports the view modules
+    assert nbops.explore is widgets.explore and callable(widgets.compare) and callable(widgets.runs_view)
+    assert view.summary.n_rows == 50
+    assert widgets.__all__ == ["compare", "explore", "runs_view"]
