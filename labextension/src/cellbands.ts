@@ -51,12 +51,15 @@ export function decorateCells(notebook: Notebook, graph: IGraph | null, colors: 
       issuesByCell.set(issue.cell, [...(issuesByCell.get(issue.cell) ?? []), issue]);
     }
   }
+  // Only named stages get a band: an untagged notebook is one implicit stage,
+  // and a band on every cell for that says nothing.
+  const named = new Set(graph?.stages.filter(s => !s.implicit).map(s => s.name) ?? []);
   notebook.widgets.forEach((cell, index) => {
     const node = cell.node;
     clear(node);
     const info = graph?.cells[index];
     if (info && cell.model.type === 'code') {
-      if (info.stage && (info.role === 'stage' || info.role === 'metrics')) {
+      if (info.stage && named.has(info.stage) && (info.role === 'stage' || info.role === 'metrics')) {
         node.classList.add(STAGED);
         node.dataset.nbopsStage = info.stage;
         node.dataset.nbopsLabel = info.role === 'metrics' ? `${info.stage} · metrics` : info.stage;

@@ -49,6 +49,13 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+function executorName(executor: unknown): string {
+  if (executor && typeof executor === 'object' && 'name' in executor) {
+    return String((executor as { name: unknown }).name);
+  }
+  return formatValue(executor);
+}
+
 function cellTags(cell: Cell): string[] {
   const tags = cell.model.getMetadata('tags');
   return Array.isArray(tags) ? tags.filter((t): t is string => typeof t === 'string') : [];
@@ -796,7 +803,7 @@ export class PipelinePanel extends Widget {
       params.length
         ? h('div', { className: 'nbops-Dim' }, 'params: ' + params.map(([k, v]) => `${k}=${formatValue(v)}`).join(', '))
         : null,
-      h('div', { className: 'nbops-Dim' }, `executor: ${run.executor}`),
+      h('div', { className: 'nbops-Dim' }, `executor: ${executorName(run.executor)}`),
       h(
         'ul',
         { className: 'nbops-StageRuns' },

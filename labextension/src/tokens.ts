@@ -111,7 +111,8 @@ export interface IStageRun {
 
 /** `GET /nbops/runs/<id>`. */
 export interface IRun extends IRunSummary {
-  executor: string;
+  /** A name, or an object with the executor's name and options. */
+  executor: string | { name: string; [option: string]: unknown };
   stages: IStageRun[];
 }
 

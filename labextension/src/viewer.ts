@@ -50,14 +50,18 @@ export function createExecutedNotebookView(nb: IExecutedNotebook, services: IVie
   const model = new NotebookModel();
   model.fromJSON(nb.content);
   model.readOnly = true;
-  const readOnly = { readOnly: true };
+  const defaults = StaticNotebook.defaultEditorConfig;
   const content = new StaticNotebook({
     rendermime: services.rendermime,
     contentFactory: new NotebookPanel.ContentFactory({
       editorFactory: services.editorServices.factoryService.newInlineEditor
     }),
     mimeTypeService: services.editorServices.mimeTypeService,
-    editorConfig: { code: readOnly, markdown: readOnly, raw: readOnly },
+    editorConfig: {
+      code: { ...defaults.code, readOnly: true },
+      markdown: { ...defaults.markdown, readOnly: true },
+      raw: { ...defaults.raw, readOnly: true }
+    },
     notebookConfig: { ...StaticNotebook.defaultNotebookConfig, windowingMode: 'none' }
   });
   content.model = model;

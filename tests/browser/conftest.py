@@ -254,6 +254,26 @@ class LabPage:
             arg=index,
         )
 
+    def run_cell(self, index: int, timeout_ms: int = 90_000) -> None:
+        """Run one cell in the notebook's kernel and wait until it has finished."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        indicator = self.page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+        indicator.wait_for(timeout=60_000)
+        prompt = self.cell(index).locator(".jp-InputPrompt")
+        # The indicator says idle a moment before the kernel takes requests: retry until queued.
+        for _ in range(10):
+            self.select_cell(index)
+            self.page.keyboard.press("Control+Enter")
+            try:
+                self.page.wait_for_function(
+                    "el => /\\[(\\*|\\d+)\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=3000
+                )
+                break
+            except PlaywrightTimeout:
+                continue
+        self.page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=timeout_ms)
+
     def wait_graph_ready(self) -> None:
         self.page.wait_for_function(
             "() => document.querySelector('#nbops-pipeline')?.dataset.graphState === 'ready'"
