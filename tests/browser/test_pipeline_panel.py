@@ -136,3 +136,30 @@ def test_run_the_pipeline_from_the_panel_and_open_an_executed_notebook(lab_page,
     assert "positive_rate" in view.inner_text()
     assert view.locator(".jp-OutputArea-output").count() > 0
     screenshot(lab_page.page, "executed-notebook")
+
+
+def _choose_theme(page, name: str) -> None:
+    page.get_by_role("menuitem", name="Settings", exact=True).click()
+    page.locator('.lm-Menu-itemLabel:text-is("Theme")').click()
+    page.locator(f'.lm-Menu-itemLabel:text-is("{name}")').click()
+
+
+def test_the_panel_in_the_dark_theme(lab_page, notebook_copy):
+    page = lab_page.page
+    lab_page.open_notebook(notebook_copy("small_pipeline.ipynb"))
+    panel = lab_page.open_panel()
+    lab_page.wait_graph_ready()
+    _choose_theme(page, "JupyterLab Dark")
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    page.wait_for_timeout(500)
+    # Text in the panel stays readable: its colour differs clearly from the background.
+    contrast = panel.evaluate(
+        """el => {
+          const lum = c => { const [r, g, b] = c.match(/\\d+/g).map(Number); return (r * 299 + g * 587 + b * 114) / 1000; };
+          const s = getComputedStyle(el);
+          return Math.abs(lum(s.color) - lum(s.backgroundColor));
+        }"""
+    )
+    assert contrast > 100
+    screenshot(page, "dark-theme")
+    _choose_theme(page, "JupyterLab Light")
