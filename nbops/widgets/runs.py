@@ -125,7 +125,8 @@ def pareto_figure(table: RunsTable, metrics: tuple[str, str], directions: tuple[
                     marker={"color": "lightgrey"}, hovertemplate="%{text}<extra></extra>")
     order = np.argsort(x[on_front], kind="stable")
     fig.add_scatter(x=x[on_front][order], y=y[on_front][order], text=ids[on_front][order], mode="lines+markers",
-                    name="Pareto front", line={"shape": "hv" if directions[0] != directions[1] else "vh"},
+                    # The staircase bounds the region the front dominates.
+                    name="Pareto front", line={"shape": "vh" if directions[0] == "max" else "hv"},
                     marker={"color": "#d62728", "size": 10}, hovertemplate="%{text}<extra></extra>")
     fig.update_xaxes(title_text=metrics[0])
     fig.update_yaxes(title_text=metrics[1])

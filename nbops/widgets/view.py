@@ -9,6 +9,7 @@ notebook and what nbviewer or an HTML export show.
 from __future__ import annotations
 
 import html
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -136,7 +137,10 @@ class WidgetView:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": self._text(), "text/html": self.to_html()}
         if widgets_live():
-            bundle[_WIDGET_MIME] = self.widget._repr_mimebundle_()[_WIDGET_MIME]
+            try:
+                bundle[_WIDGET_MIME] = self.widget._repr_mimebundle_()[_WIDGET_MIME]
+            except Exception as exc:  # noqa: BLE001 - a display must not fail: the HTML still shows
+                warnings.warn(f"nbops: showing the static view, the widget failed: {exc!r}", stacklevel=2)
         return bundle
 
     def __repr__(self) -> str:

@@ -63,6 +63,15 @@ def test_mimebundle_includes_widget_in_a_kernel(monkeypatch, frame_10k):
     assert "model_id" in bundle[WIDGET_MIME]
 
 
+def test_broken_widget_falls_back_to_html(monkeypatch, frame_10k):
+    monkeypatch.setattr("nbops.widgets.view.widgets_live", lambda: True)
+    view = widgets.explore(frame_10k.head(100))
+    monkeypatch.setattr(type(view), "_build_widget", lambda self: 1 / 0)
+    with pytest.warns(UserWarning, match="static view"):
+        bundle = view._repr_mimebundle_()
+    assert WIDGET_MIME not in bundle and "text/html" in bundle
+
+
 def test_explore_widget_switches_column(frame_10k):
     view = widgets.explore(frame_10k)
     tab = view.widget
