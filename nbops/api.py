@@ -23,7 +23,7 @@ from nbops.spec import PipelineSpec, convert as convert_graph, load_pipeline
 from nbops.store import RunStore, iso, validate_run_id
 
 __all__ = [
-    "graph", "load_graph", "convert", "prepare", "open_store", "run", "start_run", "list_runs", "get_run",
+    "graph", "load_graph", "convert", "prepare", "open_store", "open_executor", "run", "start_run", "list_runs", "get_run",
     "stage_notebook", "resume", "rerun", "diff_runs", "run_to_json", "run_metrics", "validate_run_id",
     "validate_stage_name", "Prepared",
 ]  # fmt: skip
@@ -111,6 +111,12 @@ def _executor(name: str, prep: Prepared, jobs: int | None, address: str | None):
     return get_executor(name, jobs=jobs, kernel_name=prep.spec.kernel_name, cwd=prep.cwd, address=address, store=prep.store)
 
 
+def open_executor(prepared: Prepared, name: str = "local", *, jobs: int | None = None, address: str | None = None):
+    """An executor for ``prepared`` that the caller keeps open across several
+    ``run(..., executor_instance=...)`` calls (a sweep keeps its kernels warm); close it when done."""
+    return _executor(name, prepared, jobs, address)
+
+
 def run(
     target: str | os.PathLike,
     params: Mapping[str, Any] | None = None,
@@ -131,8 +137,12 @@ def run(
     study: str | None = None,
     trial: int | None = None,
     prepared: Prepared | None = None,
+    executor_instance: Any = None,
 ) -> dict:
-    """Run a pipeline to the end; returns the run JSON (check its "status")."""
+    """Run a pipeline to the end; returns the run JSON (check its "status").
+
+    ``executor_instance``: an executor from ``open_executor`` to use (and leave open) instead of
+    starting one by name for this run alone."""
     from nbops.execute import RunRequest, execute_run
 
     prep = prepared or prepare(target, store)
@@ -142,8 +152,11 @@ def run(
         kind=kind, parent_id=parent_id, reuse=reuse or {}, metric_names=list(metric_names or []),
         study=study, trial=trial, on_created=on_created,
     )  # fmt: skip
-    with _executor(executor, prep, jobs, address) as ex:
-        run_id = execute_run(req, ex, progress)
+    if executor_instance is not None:
+        run_id = execute_run(req, executor_instance, progress)
+    else:
+        with _executor(executor, prep, jobs, address) as ex:
+            run_id = execute_run(req, ex, progress)
     return run_to_json(prep.store.get_run(run_id))
 
 
