@@ -177,8 +177,11 @@ def main() -> int:
     if "error" in ydata:
         print(f"ydata-profiling not timed: {ydata['error']}")
         return 0
-    ratio = ydata["seconds"] / nbops_best
-    print(f"speed-up over ydata-profiling: {ratio:.1f}x (goal >= {GOAL_RATIO:.0f}x: {'met' if ratio >= GOAL_RATIO else 'MISSED'})")
+    # The median is the honest figure on a shared machine; the best is what idle cores give.
+    ratio = ydata["seconds"] / statistics.median(summary_times)
+    verdict = "met" if ratio >= GOAL_RATIO else "MISSED"
+    print(f"speed-up over ydata-profiling: {ratio:.1f}x against the nbops median, "
+          f"{ydata['seconds'] / nbops_best:.1f}x against the best (goal >= {GOAL_RATIO:.0f}x: {verdict})")
     return 0
 
 
