@@ -389,7 +389,10 @@ def run_sweep(
         ostudy = optuna_mod.load_study(study_name=plan.name, storage=plan.storage, sampler=sampler)
     else:
         sampler = _sampler(optuna_mod, bool(plan.constraints), plan.seed)
-        ostudy = optuna_mod.create_study(study_name=plan.name, storage=plan.storage, sampler=sampler, directions=directions)
+        try:
+            ostudy = optuna_mod.create_study(study_name=plan.name, storage=plan.storage, sampler=sampler, directions=directions)
+        except optuna_mod.exceptions.DuplicatedStudyError:
+            raise UsageError(f"{plan.storage} already has an optuna study {plan.name!r}", "pick another --study") from None
         prep.store.put_study(plan.name, _study_record(plan, prep))
     shared = shared_stages(prep.spec, [d.name for d in plan.dims])
     if on_start:
