@@ -333,7 +333,9 @@ export class PipelinePanel extends Widget {
       stages.push(tags.stage);
     }
     const colors = stageColors(stages);
-    const currentStage = tags.stage ?? info?.stage ?? null;
+    // A cell of the implicit stage (an untagged notebook) is in no named stage.
+    const inherited = info?.stage && this.stageNames.includes(info.stage) ? info.stage : null;
+    const currentStage = tags.stage ?? inherited;
     const where = tags.role && tags.role !== 'metrics'
       ? `a ${tags.role} cell`
       : tags.stage

@@ -155,7 +155,7 @@ class _CellVisitor:
                 self.load(node.id)
             return
         if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
-            for name in _free_names(node):
+            for name in sorted(_free_names(node)):
                 self.load(name)
             return
         if isinstance(node, ast.Lambda):

@@ -192,7 +192,7 @@ class _Builder:
             if tags.role == "metrics":
                 self.read_metrics(cell, stage)
             self.merge_stage_tags(cell, stage, tags)
-        if not saw_stage_tag:
+        if not saw_stage_tag and not any(e.code == "bad-tag" for e in self.errors):
             self.stages.clear()
             self.issue(
                 None,
@@ -200,6 +200,8 @@ class _Builder:
                 "tag the first cell of each stage 'stage:NAME' (or start it with %%stage NAME); see the tag table in the README",
                 "no-stages",
             )
+        elif not saw_stage_tag:
+            self.stages.clear()
         elif pending_implicit:
             first = pending_implicit[0]
             self.issue(

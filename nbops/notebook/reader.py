@@ -1,4 +1,9 @@
-"""Reading a notebook file: JSON, nbformat version, cells. Never writes."""
+"""Reading a notebook file: JSON, nbformat version, cells. Never writes.
+
+Plain ``json``, not ``nbformat``: importing nbformat pulls in jsonschema's
+format checkers, which cost seconds here, and the panel asks for the graph
+on every edit. The checks nbops needs are done below.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import nbformat
 
 from nbops.errors import CellIssue, NotebookError
 
@@ -42,7 +45,7 @@ class Notebook:
     kernel_name: str
     language: str
     sha256: str  # of the file bytes (or the canonical JSON when given as content)
-    node: nbformat.NotebookNode  # the parsed document, for the converter
+    node: dict  # the parsed document, for the converter
 
     @property
     def name(self) -> str:
@@ -80,16 +83,17 @@ def notebook_from_dict(raw: object, path: str, sha256: str | None = None) -> Not
             f"uses nbformat {major}, nbops needs version 4 or later",
             f"upgrade it: jupyter nbconvert --to notebook --nbformat 4 --output upgraded.ipynb {path}",
         )
-    try:
-        node = nbformat.from_dict(raw)
-    except Exception as exc:  # nbformat raises several unrelated types
-        raise NotebookError(path, f"cannot be read as a notebook: {exc}", "open and re-save it in Jupyter") from None
+    node = raw
+    if not isinstance(node.get("cells"), list) or not all(isinstance(c, dict) for c in node["cells"]):
+        raise NotebookError(path, "has a malformed 'cells' list", "open and re-save it in Jupyter")
     cells = []
     for index, cell in enumerate(node.get("cells", [])):
         source = cell.get("source", "")
         if isinstance(source, list):
             source = "".join(source)
-        tags = cell.get("metadata", {}).get("tags", [])
+        if not isinstance(source, str):
+            raise NotebookError(path, f"cell {index} has a malformed source", "open and re-save it in Jupyter")
+        tags = (cell.get("metadata") or {}).get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise NotebookError(
                 path,
@@ -98,7 +102,7 @@ def notebook_from_dict(raw: object, path: str, sha256: str | None = None) -> Not
                 CellIssue("bad tags", "fix the tags", index, first_line(source)),
             )
         cells.append(Cell(index, cell.get("cell_type", "code"), source, tuple(tags)))
-    meta = node.get("metadata", {})
+    meta = node.get("metadata") or {}
     kernel = meta.get("kernelspec", {}).get("name") or "python3"
     language = meta.get("kernelspec", {}).get("language") or meta.get("language_info", {}).get("name") or "python"
     if sha256 is None:

@@ -19,8 +19,6 @@ import json
 import os
 from pathlib import Path
 
-import nbformat
-
 from nbops.graph import StageGraph, strip_pipeline_magic
 from nbops.spec.pipeline import ParamSpec, PipelineSpec, StageSpec, write_atomic
 
@@ -29,9 +27,11 @@ __all__ = ["convert", "ARTIFACT_PARAM", "render_stage_notebook"]
 ARTIFACT_PARAM = "nbops_artifact_dir"
 
 
-def _cell(kind: str, source: str, cell_id: str, tags: list[str] | None = None, source_cell: int | None = None) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
-    cell["id"] = cell_id
+def _cell(kind: str, source: str, cell_id: str, tags: list[str] | None = None, source_cell: int | None = None) -> dict:
+    # Plain nbformat 4.5 cells (see the reader on why not the nbformat package).
+    cell: dict = {"cell_type": kind, "id": cell_id, "metadata": {}, "source": source}
+    if kind == "code":
+        cell.update(execution_count=None, outputs=[])
     if tags:
         cell["metadata"]["tags"] = tags
     if source_cell is not None:  # lets errors point at the cell of the user's notebook
@@ -39,7 +39,7 @@ def _cell(kind: str, source: str, cell_id: str, tags: list[str] | None = None, s
     return cell
 
 
-def render_stage_notebook(graph: StageGraph, stage_name: str) -> nbformat.NotebookNode:
+def render_stage_notebook(graph: StageGraph, stage_name: str) -> dict:
     stage = graph.stage(stage_name)
     nb = graph.notebook
     consumers = _consumers(graph)
@@ -83,9 +83,8 @@ def render_stage_notebook(graph: StageGraph, stage_name: str) -> nbformat.Notebo
     ]
     cells.append(_cell("code", "\n".join(out), "nbops-outputs", ["nbops-generated"]))
 
-    doc = nbformat.v4.new_notebook(cells=cells)
-    doc["nbformat_minor"] = 5
-    meta = dict(nb.node.get("metadata", {}))
+    meta = dict(nb.node.get("metadata") or {})
+    doc = {"cells": cells, "nbformat": 4, "nbformat_minor": 5}
     doc["metadata"] = {
         "kernelspec": meta.get("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}),
         "language_info": {"name": meta.get("language_info", {}).get("name", "python")},
@@ -107,7 +106,7 @@ def _consumers(graph: StageGraph) -> dict[tuple[str, str], list[str]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def _code_hash(doc: nbformat.NotebookNode) -> str:
+def _code_hash(doc: dict) -> str:
     """What makes the stage's code: every cell but the parameters cell (values are hashed apart)."""
     parts = [doc["metadata"]["kernelspec"].get("name", "")]
     parts += [c["cell_type"] + "\0" + c["source"] for c in doc["cells"] if c.get("id") != "nbops-parameters"]
@@ -124,7 +123,7 @@ def convert(graph: StageGraph, out_dir: str | os.PathLike, source_path: str | os
     written = set()
     for stage in graph.stages:
         doc = render_stage_notebook(graph, stage.name)
-        text = nbformat.writes(doc, version=4) + "\n"
+        text = json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
         rel = f"stages/{stage.name}.ipynb"
         write_atomic(out / rel, text)
         written.add(f"{stage.name}.ipynb")

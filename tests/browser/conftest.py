@@ -274,6 +274,14 @@ class LabPage:
                 continue
         self.page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=timeout_ms)
 
+    def palette(self, label: str) -> None:
+        """Run a command from the command palette by its label."""
+        self.page.get_by_role("menuitem", name="View", exact=True).click()
+        self.page.locator('.lm-Menu-itemLabel:text-is("Activate Command Palette")').click()
+        search = self.page.locator(".lm-CommandPalette-input:visible")
+        search.fill(label)
+        self.page.locator(".lm-CommandPalette-item:visible", has_text=label).first.click()
+
     def wait_graph_ready(self) -> None:
         self.page.wait_for_function(
             "() => document.querySelector('#nbops-pipeline')?.dataset.graphState === 'ready'"

@@ -1,0 +1,40 @@
+"""Shared fixtures: the fixture notebooks, a CLI runner, a scratch copy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+EXAMPLES = ROOT / "example_notebooks"
+NBOPS = [sys.executable, "-m", "nbops.cli.main"]
+
+
+@pytest.fixture
+def notebooks() -> Path:
+    return NOTEBOOKS
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A scratch copy of the fixture notebooks (runs write a store beside them)."""
+    dest = tmp_path / "nbs"
+    shutil.copytree(NOTEBOOKS, dest, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return dest
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("NBOPS_STORE", None) if env is None or "NBOPS_STORE" not in env else None
+    return subprocess.run([*NBOPS, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
