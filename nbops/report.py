@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops import api
-from nbops.errors import NotFoundError, UsageError
+from nbops.errors import MissingExtraError, NotFoundError, UsageError
 from nbops.runtime.check import check_status
 
 __all__ = ["build_report", "write_report", "resolve_run_id", "report_notebook", "PLOTLY_MIME"]
@@ -200,8 +200,10 @@ def _stage_header_html(stage: dict[str, Any]) -> str:
 
 
 def _export(nb: Any, has_plotly: bool, plotlyjs: str) -> str:
-    from nbconvert import HTMLExporter
-
+    try:
+        from nbconvert import HTMLExporter
+    except ImportError:
+        raise MissingExtraError("nbops report", "report", "nbconvert") from None
     exporter = HTMLExporter(template_name="lab")
     exporter.embed_images = True
     body, _ = exporter.from_notebook_node(nb)
@@ -213,7 +215,10 @@ def _export(nb: Any, has_plotly: bool, plotlyjs: str) -> str:
 
 
 def _with_plotlyjs(page: str, mode: str) -> str:
-    import plotly
+    try:
+        import plotly
+    except ImportError:
+        raise MissingExtraError("drawing plotly figures in nbops report", "widgets", "plotly") from None
 
     if mode == "cdn":
         script = f'<script src="https://cdn.plot.ly/plotly-{plotly.__version__}.min.js" charset="utf-8"></script>'
