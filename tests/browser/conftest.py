@@ -276,11 +276,20 @@ class LabPage:
 
     def palette(self, label: str) -> None:
         """Run a command from the command palette by its label."""
-        self.page.get_by_role("menuitem", name="View", exact=True).click()
-        self.page.locator('.lm-Menu-itemLabel:text-is("Activate Command Palette")').click()
-        search = self.page.locator(".lm-CommandPalette-input:visible")
-        search.fill(label)
-        self.page.locator(".lm-CommandPalette-item:visible", has_text=label).first.click()
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        # The modal palette closes when it loses focus (e.g. as a kernel starts): retry.
+        self.page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
+        for attempt in range(3):
+            self.page.get_by_role("menuitem", name="View", exact=True).click()
+            self.page.locator('.lm-Menu-itemLabel:text-is("Activate Command Palette")').click()
+            try:
+                self.page.locator(".lm-CommandPalette-input:visible").fill(label, timeout=3000)
+                self.page.locator(".lm-CommandPalette-item:visible", has_text=label).first.click(timeout=3000)
+                return
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    raise
 
     def wait_graph_ready(self) -> None:
         self.page.wait_for_function(
