@@ -402,7 +402,10 @@ def run_sweep(
     slots: queue.Queue = queue.Queue()
     executors: list[Any] = []
     for _ in range(parallel):
-        ex = api.open_executor(prep, executor, jobs=jobs, address=address)
+        # Parallel trials bring the parallelism: one stage at a time within each, unless --jobs says otherwise.
+        ex = api.open_executor(prep, executor, jobs=jobs or (1 if parallel > 1 else None), address=address)
+        if hasattr(ex, "warm_up"):
+            ex.warm_up()  # kernels start now, while optuna sets up; each trial takes a warm one
         executors.append(ex)
         slots.put(ex)
 
