@@ -73,7 +73,7 @@ def render_stage_notebook(graph: StageGraph, stage_name: str) -> dict:
             cells.append(_cell("markdown", src_cell.source, _cell_id(nb, index), None, index))
 
     outputs = {v: consumers.get((stage.name, v), []) for v in stage.outputs}
-    scalars = sorted(stage.defines - set(stage.outputs))
+    scalars = sorted(stage.defines)
     out = [
         "# nbops: save this stage's outputs (generated)",
         f"_nbops_marshal.end({stage.name!r}, {ARTIFACT_PARAM}, globals(),",

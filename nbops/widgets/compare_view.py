@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from nbops.widgets.drift import ColumnDrift, DriftTable, drift_table
-from nbops.widgets.view import FigureSlot, WidgetView, fmt, require_plotly
+from nbops.widgets.view import FigureSlot, WidgetView, fmt, require_plotly, styled
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -102,13 +102,13 @@ class CompareView(WidgetView):
         table = self.drift.to_frame()
         if table.empty:
             return "<p>No columns to compare.</p>"
-        return table.astype(object).map(fmt).to_html(index=False, escape=True)
+        return table.astype(object).map(fmt).to_html(index=False, escape=True, border=0)
 
     def _build_widget(self) -> Any:
         import ipywidgets as w
 
         columns = self.drift.columns
-        table = w.HTML(self._tables_html())
+        table = w.HTML(styled(self._tables_html()))
         if not columns:
             return w.VBox([table])
         options = [

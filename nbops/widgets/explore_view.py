@@ -14,7 +14,7 @@ import pandas as pd
 
 from nbops.widgets.stats import DATETIME, NUMERIC, ColumnSummary, Correlation, FrameSummary
 from nbops.widgets.summary import summarize
-from nbops.widgets.view import FigureSlot, WidgetView, fmt, human_bytes, require_plotly, table_html
+from nbops.widgets.view import FigureSlot, WidgetView, fmt, human_bytes, require_plotly, styled, table_html
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -68,7 +68,7 @@ def correlation_figure(corr: Correlation) -> go.Figure:
     names = list(corr.columns)
     fig = go.Figure(
         go.Heatmap(z=corr.matrix, x=names, y=names, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True),
-        layout={"title": {"text": f"Correlation ({corr.sample_rows:,} rows)"}, "height": 180 + 22 * len(names)},
+        layout={"title": {"text": f"Correlation ({corr.sample_rows:,} rows)"}, "height": max(320, 160 + 24 * len(names))},
     )
     fig.update_yaxes(autorange="reversed")
     return fig
@@ -130,7 +130,7 @@ class ExploreView(WidgetView):
 
     def figures(self) -> dict[str, go.Figure]:
         figs = {"distributions": distributions_figure(self.summary)}
-        if self.summary.correlation.columns:
+        if len(self.summary.correlation.columns) > 1:
             figs["correlation"] = correlation_figure(self.summary.correlation)
         return figs
 
@@ -163,7 +163,7 @@ class ExploreView(WidgetView):
         if table.empty:
             return "<p>No columns.</p>"
         table["memory"] = table["memory"].map(human_bytes)
-        return table.astype(object).map(fmt).to_html(index=False, escape=True)
+        return table.astype(object).map(fmt).to_html(index=False, escape=True, border=0)
 
     def _tables_html(self) -> str:
         return (
@@ -193,12 +193,12 @@ class ExploreView(WidgetView):
         import ipywidgets as w
 
         s = self.summary
-        tabs: list[tuple[str, Any]] = [("Overview", w.HTML(self._overview_html() + self._columns_html()))]
+        tabs: list[tuple[str, Any]] = [("Overview", w.HTML(styled(self._overview_html() + self._columns_html())))]
         if s.columns:
             tabs.append(("Columns", self._columns_widget()))
-        if s.correlation.columns:
+        if len(s.correlation.columns) > 1:
             tabs.append(("Correlations", FigureSlot(correlation_figure(s.correlation)).widget))
-        tabs.append((f"Flags ({len(s.flags)})", w.HTML(self._flags_html())))
+        tabs.append((f"Flags ({len(s.flags)})", w.HTML(styled(self._flags_html()))))
         return w.Tab(children=[t[1] for t in tabs], titles=[t[0] for t in tabs])
 
     def _columns_widget(self) -> Any:
@@ -207,13 +207,15 @@ class ExploreView(WidgetView):
         columns = self.summary.columns
         # Options by position: column names may repeat.
         picker = w.Dropdown(options=[(c.name, i) for i, c in enumerate(columns)], value=0, description="column")
-        stats = w.HTML(self._column_html(columns[0]))
+        # The stats keep their width; the figure takes what is left.
+        stats = w.HTML(styled(self._column_html(columns[0])), layout=w.Layout(min_width="300px", flex="0 0 auto"))
         slot = FigureSlot(distribution_figure(columns[0]))
 
         def on_pick(change: dict) -> None:
             col = columns[change["new"]]
-            stats.value = self._column_html(col)
+            stats.value = styled(self._column_html(col))
             slot.show(distribution_figure(col))
 
         picker.observe(on_pick, names="value")
-        return w.VBox([picker, w.HBox([slot.widget, stats])])
+        slot.widget.layout.flex = "1 1 auto"
+        return w.VBox([picker, w.HBox([slot.widget, stats], layout=w.Layout(align_items="flex-start"))])

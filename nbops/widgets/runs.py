@@ -17,7 +17,7 @@ import pandas as pd
 from nbops.errors import UsageError
 from nbops.widgets.pareto import pareto_front
 from nbops.widgets.runs_table import METRIC, PARAM, RunsTable, guess_direction, runs_table
-from nbops.widgets.view import FigureSlot, WidgetView, fmt, require_plotly
+from nbops.widgets.view import FigureSlot, WidgetView, fmt, require_plotly, styled
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -170,12 +170,12 @@ class RunsView(WidgetView):
             return "<p>No runs.</p>"
         frame = self.table.frame.copy()
         frame["started_at"] = frame["started_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
-        return frame.astype(object).map(fmt).to_html(index=False, escape=True)
+        return frame.astype(object).map(fmt).to_html(index=False, escape=True, border=0)
 
     def _build_widget(self) -> Any:
         import ipywidgets as w
 
-        tabs: list[tuple[str, Any]] = [("Runs", w.HTML(self._tables_html()))]
+        tabs: list[tuple[str, Any]] = [("Runs", w.HTML(styled(self._tables_html())))]
         if self.metric and self.param:
             tabs.append(("Metric vs parameter", self._metric_widget()))
         if self.table.params or self.table.metrics:

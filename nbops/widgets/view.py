@@ -19,7 +19,16 @@ from nbops.errors import MissingExtraError
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-__all__ = ["FigureSlot", "WidgetView", "fmt", "human_bytes", "require_plotly", "table_html", "widgets_live"]
+__all__ = [
+    "FigureSlot",
+    "WidgetView",
+    "fmt",
+    "human_bytes",
+    "require_plotly",
+    "styled",
+    "table_html",
+    "widgets_live",
+]
 
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -149,12 +158,18 @@ class WidgetView:
 
 # JupyterLab's CSS variables, so the tables follow the theme (dark mode too).
 _STYLE = """<style>
+.nbops-view { overflow-x: auto; max-width: 100%; }
 .nbops-view table { border-collapse: collapse; font-size: var(--jp-ui-font-size1, 12px); }
-.nbops-view th, .nbops-view td { padding: 2px 8px; text-align: right;
-  border-bottom: 1px solid var(--jp-border-color2, #ddd); }
+.nbops-view th, .nbops-view td { padding: 2px 8px; text-align: right; white-space: nowrap;
+  border: none; border-bottom: 1px solid var(--jp-border-color2, #ddd); }
 .nbops-view th { color: var(--jp-ui-font-color1, inherit); }
 .nbops-view .nbops-flag { color: var(--jp-warn-color0, #b35900); }
 </style>"""
+
+
+def styled(fragment: str) -> str:
+    """An HTML fragment in the views' themed wrapper (for ipywidgets.HTML values)."""
+    return f'<div class="nbops-view">{_STYLE}{fragment}</div>'
 
 
 def table_html(rows: list[tuple[str, Any]]) -> str:

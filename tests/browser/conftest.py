@@ -297,11 +297,20 @@ class LabPage:
         )
 
     def save(self) -> None:
-        self.page.keyboard.press("Control+s")
-        self.page.wait_for_function(
-            "() => !document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)')"
-            "?.classList.contains('jp-mod-dirty') && !document.querySelector('.lm-TabBar-tab.jp-mod-current.jp-mod-dirty')"
-        )
+        """Save the notebook (Ctrl+S), again if a late change (kernel info) made it dirty."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        for attempt in range(3):
+            self.cell(0).locator(".jp-InputPrompt").click()  # focus the notebook, command mode
+            self.page.keyboard.press("Control+s")
+            try:
+                self.page.wait_for_function(
+                    "() => !document.querySelector('.lm-TabBar-tab.jp-mod-current.jp-mod-dirty')", timeout=5000
+                )
+                return
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    raise
 
 
 @pytest.fixture

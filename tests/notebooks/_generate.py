@@ -110,7 +110,7 @@ FIXTURES = {
     "run_kernel_dies": nb(
         (["stage:a"], "x = 1"),
         (["stage:b"], "import os\nos._exit(1)"),
-        (["stage:c"], "y = x"),
+        (["stage:c", "after:b"], "y = x"),
     ),
     "run_slow": nb(
         (["parameters"], "seconds = 8.0"),
