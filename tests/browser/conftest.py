@@ -271,6 +271,10 @@ class LabPage:
                 )
                 break
             except PlaywrightTimeout:
+                # Run too early, the lab may ask which kernel to use: the notebook's own.
+                dialog = self.page.locator(".jp-Dialog", has_text="Select Kernel")
+                if dialog.count():
+                    dialog.get_by_role("button", name="Select").click()
                 continue
         self.page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=timeout_ms)
 
