@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import html
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from nbops.errors import UsageError
+from nbops.errors import NbopsError, UsageError
 from nbops.widgets.pareto import pareto_front
 from nbops.widgets.runs_table import METRIC, PARAM, RunsTable, guess_direction, runs_table
 from nbops.widgets.view import FigureSlot, WidgetView, fmt, require_plotly, styled
@@ -26,15 +27,15 @@ __all__ = ["RunsView", "metric_figure", "parallel_figure", "pareto_figure", "run
 
 
 def _load_runs(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Runs recorded for a notebook path or a run store path.
+    """Runs recorded for a notebook, a converted pipeline folder, or a run store folder."""
+    import nbops.api as api  # a surface calls the library facade
 
-    The hook where ``runs_view(path)`` will read the run store; until then
-    pass the list of run dicts.
-    """
-    raise NotImplementedError(
-        f"runs_view({os.fspath(path)!r}): reading runs from a notebook or store path is not "
-        "implemented yet; pass the runs themselves, e.g. runs_view(nbops.api.list_runs(notebook_path))"
-    )
+    p = Path(path)
+    if p.is_dir() and (p / "runs.db").exists():
+        return api.list_runs(None, store=p, limit=100_000)
+    if not p.exists():
+        raise NbopsError(f"runs_view: {p} not found", "pass a notebook, a pipeline folder or a run store (.nbops) folder")
+    return api.list_runs(p, limit=100_000)
 
 
 def runs_view(

@@ -160,7 +160,9 @@ def test_runs_widget_pareto_controls():
 
 
 def test_runs_path_goes_through_the_load_hook(monkeypatch, tmp_path):
-    with pytest.raises(NotImplementedError, match="not implemented yet"):
+    from nbops.errors import NbopsError
+
+    with pytest.raises(NbopsError, match="not found"):
         widgets.runs_view(tmp_path / "churn.ipynb")
     monkeypatch.setattr(runs_module, "_load_runs", lambda path: RUNS)
     assert widgets.runs_view(str(tmp_path)).table.frame["id"].tolist() == [r["id"] for r in RUNS]
@@ -173,13 +175,14 @@ def test_import_is_light():
 
 
 def test_widgets_import_only_errors_from_nbops():
+    # A surface: it may use the library facade (nbops.api) and the errors, nothing deeper.
     for path in PACKAGE.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nbops"):
-                assert node.module == "nbops.errors" or node.module.startswith("nbops.widgets"), (path, node.module)
+                assert node.module in ("nbops.errors", "nbops.api") or node.module.startswith("nbops.widgets"), (path, node.module)
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    assert not alias.name.startswith("nbops") or alias.name.startswith("nbops.widgets")
+                    assert not alias.name.startswith("nbops") or alias.name.startswith("nbops.widgets") or alias.name == "nbops.api"
 
 
 def test_nbops_forwards_to_the_widget_functions(frame_10k):
@@ -189,3 +192,17 @@ def test_nbops_forwards_to_the_widget_functions(frame_10k):
     assert nbops.explore is widgets.explore and callable(widgets.compare) and callable(widgets.runs_view)
     assert view.summary.n_rows == 50
     assert widgets.__all__ == ["compare", "explore", "runs_view"]
+
+
+def test_runs_view_reads_a_real_store(tmp_path):
+    import shutil
+
+    import nbops.api as api
+
+    nb = tmp_path / "kale.ipynb"
+    shutil.copy(Path(__file__).resolve().parents[1] / "notebooks" / "kale.ipynb", nb)
+    for k in (2, 3):
+        api.run(nb, {"k": k})
+    for target in (nb, tmp_path / ".nbops"):
+        view = widgets.runs_view(target, metric="score", param="k")
+        assert sorted(view.table.frame["params.k"].tolist()) == [2, 3]
