@@ -100,7 +100,10 @@ class RayExecutor(Executor):
             self._connect()
         else:  # the user's session is already connected: ship the environment with each task
             self._task_env = self.runtime_env
-        self._remote = ray.remote(_stage_on_worker)
+        # Ray ends a GPU task's worker after one call (max_calls=1) to free the GPU
+        # memory the worker holds. Here the stage's kernel, a child shut down after
+        # the stage, holds it: the worker and its warm kernel may stay.
+        self._remote = ray.remote(max_calls=0)(_stage_on_worker)
 
     def _connect(self) -> None:
         ray = self._ray
@@ -219,6 +222,8 @@ class RayExecutor(Executor):
             outcome.status = "failed"
             outcome.error = StageErrorInfo("OSError", f"could not write the executed notebook: {exc}")
         outcome.worker["executor"] = "ray"
+        # Time from submit until the stage started on its worker: scheduling, worker start, shipping.
+        outcome.worker["ray_wait_s"] = round(outcome.worker.get("task_started", submitted) - submitted, 3)
         fut.set_result(outcome)
 
     # -- resources -------------------------------------------------------------------------
@@ -358,6 +363,7 @@ def _stage_on_worker(task: StageTask, notebook: bytes, input_names: list[str], *
     from nbops.execute.stage_runner import run_stage
     from nbops.spec import ARTIFACT_PARAM
 
+    task_started = time.time()
     root = Path(tempfile.mkdtemp(prefix=f"nbops-{task.stage}-"))
     try:
         artifacts = root / "artifacts"
@@ -373,7 +379,7 @@ def _stage_on_worker(task: StageTask, notebook: bytes, input_names: list[str], *
             parameters={**task.parameters, ARTIFACT_PARAM: str(artifacts)},
         )
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-        outcome = run_stage(local, None, gpu_ids)
+        outcome = run_stage(local, _warm_kernel(task.kernel_name, here), gpu_ids)
         ctx = ray.get_runtime_context()
         outcome.worker.update({
             "node_id": ctx.get_node_id(),
@@ -382,6 +388,8 @@ def _stage_on_worker(task: StageTask, notebook: bytes, input_names: list[str], *
             "ray_gpu_ids": gpu_ids,
             "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
             "task_id": ctx.get_task_id(),
+            "task_started": task_started,
+            "stage_started_s": round(outcome.started_at - task_started, 3),
         })
         # Paths on this worker mean nothing to the driver: say them in the driver's terms.
         renames = {str(artifacts): task.artifact_dir, str(stage_nb): task.notebook, str(executed_nb): task.output_notebook, here: task.cwd}
@@ -393,6 +401,34 @@ def _stage_on_worker(task: StageTask, notebook: bytes, input_names: list[str], *
         return outcome, executed
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+_POOLS: dict[tuple[str, str], Any] = {}  # per Ray worker process: (kernel, cwd) -> KernelPool of one
+
+
+def _warm_kernel(kernel_name: str, cwd: str) -> Any:
+    """A kernel started (and warmed up) while the previous stage ran here, or None for a fresh one.
+
+    Ray keeps a worker process for the next task of the same job, so as on the
+    local executor a stage need not wait for a kernel. A pool's spare kernel
+    exits by itself when the worker does (ipykernel watches its parent).
+    """
+    if os.environ.get("NBOPS_RAY_WARM_KERNELS", "1") == "0":
+        return None
+    from nbops.execute.kernels import KernelPool
+
+    key = (kernel_name, cwd)
+    try:
+        pool = _POOLS.get(key)
+        if pool is None:
+            import atexit
+
+            pool = _POOLS[key] = KernelPool(kernel_name, cwd, size=1)
+            atexit.register(pool.close)
+        return pool.take(timeout=120)
+    except Exception:
+        _POOLS.pop(key, None)
+        return None  # run_stage starts a fresh kernel and reports what goes wrong there
 
 
 def _write_inside(folder: Path, rel: str, data: bytes) -> None:

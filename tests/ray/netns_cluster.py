@@ -93,7 +93,8 @@ class NetnsRayCluster:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> "NetnsRayCluster":
-        self.holder = subprocess.Popen(["unshare", "-n", "sleep", "infinity"], start_new_session=True)
+        self.holder = subprocess.Popen(["unshare", "-n", "sleep", "infinity"], start_new_session=True,
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while True:  # the holder is in its own namespace once its netns link differs from ours
             try:
