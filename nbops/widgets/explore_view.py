@@ -217,5 +217,6 @@ class ExploreView(WidgetView):
             slot.show(distribution_figure(col))
 
         picker.observe(on_pick, names="value")
-        slot.widget.layout.flex = "1 1 auto"
-        return w.VBox([picker, w.HBox([slot.widget, stats], layout=w.Layout(align_items="flex-start"))])
+        # A Box carries the flex sizing: a go.FigureWidget's .layout is plotly's, not ipywidgets'.
+        figure_box = w.Box([slot.widget], layout=w.Layout(flex="1 1 auto"))
+        return w.VBox([picker, w.HBox([figure_box, stats], layout=w.Layout(align_items="flex-start"))])

@@ -149,7 +149,8 @@ class WidgetView:
             try:
                 bundle[_WIDGET_MIME] = self.widget._repr_mimebundle_()[_WIDGET_MIME]
             except Exception as exc:  # noqa: BLE001 - a display must not fail: the HTML still shows
-                warnings.warn(f"nbops: showing the static view, the widget failed: {exc!r}", stacklevel=2)
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+                warnings.warn(f"nbops: showing the static view, the widget failed: {type(exc).__name__}: {first}", stacklevel=2)
         return bundle
 
     def __repr__(self) -> str:

@@ -87,7 +87,7 @@ def test_figure_widget_slot_swaps_traces(frame_10k):
     pytest.importorskip("anywidget")  # plotly's FigureWidget needs it
     view = widgets.explore(frame_10k)
     columns_tab = view.widget.children[1]
-    picker, figure = columns_tab.children[0], columns_tab.children[1].children[0]
+    picker, figure = columns_tab.children[0], columns_tab.children[1].children[0].children[0]
     assert type(figure).__name__ == "FigureWidget"
     picker.value = [name for name, _ in picker.options].index("plan")
     assert sorted(figure.data[0].x) == ["enterprise", "free", "pro", "team"]
