@@ -212,12 +212,17 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def screenshot(page, name: str, locator=None) -> Path:
-    """Save a screenshot under test-artifacts/browser/ (the whole page or one element)."""
+def _screenshot(page, name: str, locator=None) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     (locator or page).screenshot(path=str(path))
     return path
+
+
+@pytest.fixture
+def screenshot():
+    """``screenshot(page, name, locator=None)``: save test-artifacts/browser/NAME.png."""
+    return _screenshot
 
 
 class LabPage:

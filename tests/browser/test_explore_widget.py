@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from conftest import screenshot
 
 pytestmark = [
     pytest.mark.browser,
@@ -15,7 +14,7 @@ pytestmark = [
 ]
 
 
-def test_explore_renders_in_the_lab(lab_page, notebook_copy):
+def test_explore_renders_in_the_lab(screenshot, lab_page, notebook_copy):
     page = lab_page.page
     lab_page.open_notebook(notebook_copy("explore.ipynb"))
     lab_page.run_cell(1)

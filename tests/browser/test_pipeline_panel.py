@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +29,7 @@ def _new_stage(lab_page, panel, cell: int, name: str) -> None:
     )
 
 
-def test_tag_cells_into_stages_through_the_panel(lab, lab_page, notebook_copy):
+def test_tag_cells_into_stages_through_the_panel(screenshot, lab, lab_page, notebook_copy):
     rel = notebook_copy("small_pipeline.ipynb", strip_stages=True)
     assert not any(t.startswith("stage:") for tags in _tags_on_disk(lab, rel) for t in tags)
     lab_page.open_notebook(rel)
@@ -75,7 +74,7 @@ def test_tag_cells_into_stages_through_the_panel(lab, lab_page, notebook_copy):
     assert tags[7] == ["metrics"]
 
 
-def test_the_dag_shows_edges_with_their_variables(lab_page, notebook_copy):
+def test_the_dag_shows_edges_with_their_variables(screenshot, lab_page, notebook_copy):
     lab_page.open_notebook(notebook_copy("small_pipeline.ipynb"))
     panel = lab_page.open_panel()
     lab_page.wait_graph_ready()
@@ -89,7 +88,7 @@ def test_the_dag_shows_edges_with_their_variables(lab_page, notebook_copy):
     screenshot(lab_page.page, "dag", panel)
 
 
-def test_graph_errors_show_next_to_the_cell_they_name(lab_page, notebook_copy):
+def test_graph_errors_show_next_to_the_cell_they_name(screenshot, lab_page, notebook_copy):
     def bad_after(nb):
         nb["cells"][5]["metadata"]["tags"] = ["stage:features", "after:nowhere"]
 
@@ -111,7 +110,7 @@ def test_graph_errors_show_next_to_the_cell_they_name(lab_page, notebook_copy):
     assert panel.get_by_role("button", name="Run pipeline").is_enabled()
 
 
-def test_run_the_pipeline_from_the_panel_and_open_an_executed_notebook(lab_page, notebook_copy):
+def test_run_the_pipeline_from_the_panel_and_open_an_executed_notebook(screenshot, lab_page, notebook_copy):
     lab_page.open_notebook(notebook_copy("small_pipeline.ipynb"))
     panel = lab_page.open_panel()
     lab_page.wait_graph_ready()
@@ -144,7 +143,7 @@ def _choose_theme(page, name: str) -> None:
     page.locator(f'.lm-Menu-itemLabel:text-is("{name}")').click()
 
 
-def test_the_panel_in_the_dark_theme(lab_page, notebook_copy):
+def test_the_panel_in_the_dark_theme(screenshot, lab_page, notebook_copy):
     page = lab_page.page
     lab_page.open_notebook(notebook_copy("small_pipeline.ipynb"))
     panel = lab_page.open_panel()
