@@ -240,3 +240,13 @@ def test_stages_run_in_the_notebook_folder(workdir):
     # run_data_input reads 'data/train.csv' relative to the notebook, from any cwd
     result = run_cli("run", str(workdir / "run_data_input.ipynb"), cwd=Path("/"))
     assert result.returncode == 0, result.stderr
+
+
+def test_repeat_checks_reproducibility(workdir):
+    ok = run_cli("run", str(workdir / "kale.ipynb"), "--repeat", "2", "--tolerance", "1e-9")
+    assert ok.returncode == 0, ok.stderr
+    # A stage whose metric is random differs between the two runs -> exit 1, named
+    nb = workdir / "kale.ipynb"
+    edit_cell(nb, 6, "import random\nscore = avg / k + random.random()")
+    bad = run_cli("run", str(nb), "--repeat", "2")
+    assert bad.returncode == 1 and "not reproducible: metric score" in bad.stderr
