@@ -175,7 +175,6 @@ export class PipelinePanel extends Widget {
       }
       const id = await startRun(nb.context.localPath, params, this._executor.value);
       this._setRunMessage(`Started run ${id}.`, false);
-      this._expanded.add(id);
       await this._refreshRuns();
     } catch (error) {
       this._setRunMessage(`Could not start the run: ${errorText(error)}`, true);
@@ -207,6 +206,7 @@ export class PipelinePanel extends Widget {
     this._runsError = null;
     this._details.clear();
     this._expanded.clear();
+    this._userExpanded.clear();
     this._paramSignature = '';
     this._paramValues.clear();
     window.clearTimeout(this._pollTimer);
@@ -716,7 +716,13 @@ export class PipelinePanel extends Widget {
       }
       this._runs = runs;
       this._runsError = null;
+      // The newest run is open by default; an older one only if the user opened it.
       if (runs.length && !this._autoExpanded.has(runs[0].id)) {
+        for (const id of this._autoExpanded) {
+          if (!this._userExpanded.has(id)) {
+            this._expanded.delete(id);
+          }
+        }
         this._autoExpanded.add(runs[0].id);
         this._expanded.add(runs[0].id);
       }
@@ -767,8 +773,10 @@ export class PipelinePanel extends Widget {
         onclick: () => {
           if (open) {
             this._expanded.delete(run.id);
+            this._userExpanded.delete(run.id);
           } else {
             this._expanded.add(run.id);
+            this._userExpanded.add(run.id);
           }
           this._renderRuns();
           void this._refreshRuns();
@@ -777,7 +785,16 @@ export class PipelinePanel extends Widget {
       h('span', { className: `nbops-Status nbops-status-${run.status}` }, run.status),
       h('span', { className: 'nbops-RunId' }, run.id),
       h('span', { className: 'nbops-Dim' }, ` ${formatTime(run.started_at)}`),
-      run.duration_s !== null ? h('span', { className: 'nbops-Dim' }, ` · ${formatDuration(run.duration_s)}`) : null
+      run.duration_s !== null ? h('span', { className: 'nbops-Dim' }, ` · ${formatDuration(run.duration_s)}`) : null,
+      !open && run.stages?.length
+        ? h(
+            'span',
+            { className: 'nbops-StageDots' },
+            ...run.stages.map(s =>
+              h('span', { className: `nbops-StageDot nbops-status-${s.status}`, title: `${s.name}: ${s.status}` })
+            )
+          )
+        : null
     );
     return h(
       'div',
@@ -893,4 +910,5 @@ export class PipelinePanel extends Widget {
   private readonly _details = new Map<string, IRun>();
   private readonly _expanded = new Set<string>();
   private readonly _autoExpanded = new Set<string>();
+  private readonly _userExpanded = new Set<string>();
 }

@@ -89,6 +89,8 @@ export interface IRunSummary {
   params: Record<string, unknown>;
   metrics: Record<string, unknown>;
   duration_s: number | null;
+  /** Stage statuses, in order (list items; the detail has full stage records). */
+  stages?: { name: string; status: StageStatus }[];
 }
 
 export interface IStageError {

@@ -183,3 +183,27 @@ def test_palette_commands_assign_a_stage_and_show_the_runs(lab, lab_page, notebo
 
     lab_page.palette("nbops: Show the runs")
     assert page.locator("#nbops-pipeline section[aria-label='Runs']").is_visible()
+
+
+def test_runs_are_listed_newest_first_and_a_rerun_reuses_the_cache(screenshot, lab_page, notebook_copy):
+    lab_page.open_notebook(notebook_copy("small_pipeline.ipynb"))
+    panel = lab_page.open_panel()
+    lab_page.wait_graph_ready()
+    run_button = panel.get_by_role("button", name="Run pipeline")
+    runs = panel.locator(".nbops-Run")
+    ids = []
+    for n in (1, 2):
+        run_button.click()
+        lab_page.page.wait_for_function(
+            "n => document.querySelectorAll('#nbops-pipeline .nbops-Run').length === n", arg=n, timeout=RUN_TIMEOUT_MS
+        )
+        runs.first.locator("xpath=self::*[@data-status!='running']").wait_for(timeout=RUN_TIMEOUT_MS)
+        assert runs.first.get_attribute("data-status") == "succeeded"
+        ids.append(runs.first.get_attribute("data-run-id"))
+    assert ids[0] != ids[1]
+    assert [runs.nth(i).get_attribute("data-run-id") for i in range(2)] == [ids[1], ids[0]]
+    stages = runs.first.locator(".nbops-StageRun")
+    assert {stages.nth(i).get_attribute("data-status") for i in range(3)} == {"cached"}
+    # The older run is collapsed to one dot per stage.
+    assert runs.nth(1).locator(".nbops-StageDot").count() == 3
+    screenshot(lab_page.page, "runs-list", panel.locator("section[aria-label='Runs']"))
