@@ -843,7 +843,7 @@ export class PipelinePanel extends Widget {
                     'aria-label': `Open executed notebook ${s.name}`,
                     onclick: () => void this._open(run.id, s.name)
                   },
-                  'notebook'
+                  'open'
                 )
               : null,
             Object.keys(s.metrics ?? {}).length
