@@ -192,6 +192,9 @@ class _Builder:
             if tags.role == "metrics":
                 self.read_metrics(cell, stage)
             self.merge_stage_tags(cell, stage, tags)
+        if not saw_stage_tag:
+            # No stage at all: no implicit stage either (the panel colours cells by this).
+            self.roles = {i: (role, None) for i, (role, _) in self.roles.items()}
         if not saw_stage_tag and not any(e.code == "bad-tag" for e in self.errors):
             self.stages.clear()
             self.issue(
