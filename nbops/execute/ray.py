@@ -44,7 +44,7 @@ __all__ = ["RayExecutor"]
 log = logging.getLogger("nbops.ray")
 
 # Never shipped to workers in the working_dir (gitignore syntax, relative to it).
-DEFAULT_EXCLUDES = [".nbops/", ".git/", ".ipynb_checkpoints/", "__pycache__/", ".venv/", "venv/", "node_modules/", "*.pyc"]
+DEFAULT_EXCLUDES = [".nbops/", ".git/", ".ipynb_checkpoints/", "__pycache__/", ".venv*/", "venv/", "node_modules/", "*.pyc"]
 # Files above this size stay behind (Ray caps a working_dir at 500 MiB); read them from shared storage.
 MAX_SHIPPED_FILE = int(os.environ.get("NBOPS_RAY_MAX_FILE_MB", "50")) * 2**20
 
@@ -97,6 +97,7 @@ class RayExecutor(Executor):
         self._owns_connection = not ray.is_initialized()
         self._task_env: dict | None = None
         if self._owns_connection:
+            _probe(self.address)
             self._connect()
         else:  # the user's session is already connected: ship the environment with each task
             self._task_env = self.runtime_env
@@ -117,12 +118,7 @@ class RayExecutor(Executor):
         try:
             ray.init(**kwargs)
         except ConnectionError as exc:
-            raise UsageError(
-                f"no Ray cluster to connect to at {self.address!r}: {exc}".strip(),
-                "start one with 'ray start --head --num-gpus N' (then plain --executor ray finds it), or point nbops "
-                "at one: --address ray://HEAD:10001 or RAY_ADDRESS=HEAD:6379; '--address local' starts a "
-                "throwaway single-machine cluster",
-            ) from None
+            raise _no_cluster(self.address, str(exc)) from None
         except Exception as exc:
             if type(exc).__name__ in ("AuthenticationError", "RuntimeEnvSetupError") or "token" in str(exc).lower():
                 raise UsageError(
@@ -286,6 +282,27 @@ class RayExecutor(Executor):
 
 
 # -- driver-side helpers -------------------------------------------------------------------
+
+
+def _no_cluster(address: str, why: str) -> UsageError:
+    return UsageError(
+        f"no Ray cluster to connect to at {address!r}: {why}".strip(),
+        "start one with 'ray start --head --num-gpus N' (then plain --executor ray finds it), or point nbops "
+        "at one: --address ray://HEAD:10001 or RAY_ADDRESS=HEAD:6379; '--address local' starts a "
+        "throwaway single-machine cluster",
+    )
+
+
+def _probe(address: str, timeout: float = 5) -> None:
+    """Fail in seconds, not minutes (Ray retries a dead address for long), when nothing listens there."""
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or address in ("auto", "local"):
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise _no_cluster(address, f"nothing answers at {target} ({exc.strerror or exc})") from None
 
 
 def _runtime_env(cwd: str, store: Any, ship_nbops: bool, excludes: list[str] | None) -> dict[str, Any]:
