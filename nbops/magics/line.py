@@ -174,7 +174,7 @@ class NbopsMagics(Magics):
         """%nbops graph | run | runs | show  [--notebook PATH] ...   (%nbops -h, %nbops run -h for the options)"""
         parser = build_parser()
         try:
-            args = parser.parse_args(shlex.split(line))
+            args = parser.parse_args(shlex.split(line, posix=os.name != "nt"))  # keep Windows backslashes
         except _HelpShown:
             return None
         except ValueError as exc:  # shlex: an unclosed quote
