@@ -121,6 +121,8 @@ def read_cell_tags(tags: list[str], source: str = "") -> CellTags:
             _set_resource(out, key, _resource(key, value))
         else:
             out.unknown.append(tag)  # other tools' tags: kept, ignored
+    if out.role is None and out.stage is None and _only_loads_nbops(source):
+        out.role = "skip"  # `%load_ext nbops` is how magics users start: never a stage of its own
     first = source.lstrip("\n").split("\n", 1)[0].strip()
     if first.startswith("%%"):
         name = first[2:].split(None, 1)[0] if len(first) > 2 else ""
@@ -131,6 +133,11 @@ def read_cell_tags(tags: list[str], source: str = "") -> CellTags:
             else:
                 _set_role(out, name, first)
     return out
+
+
+def _only_loads_nbops(source: str) -> bool:
+    lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return bool(lines) and all(ln in ("%load_ext nbops", "%reload_ext nbops") for ln in lines)
 
 
 def _set_role(out: CellTags, role: str, tag: str) -> None:
