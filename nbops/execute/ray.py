@@ -120,10 +120,16 @@ class RayExecutor(Executor):
         except ConnectionError as exc:
             raise _no_cluster(self.address, str(exc)) from None
         except Exception as exc:
-            if type(exc).__name__ in ("AuthenticationError", "RuntimeEnvSetupError") or "token" in str(exc).lower():
+            if type(exc).__name__ == "AuthenticationError" or "token" in str(exc).lower():
                 raise UsageError(
                     f"could not join the Ray cluster at {self.address!r}: {exc}",
                     "use the cluster's auth token (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH, with RAY_AUTH_MODE=token)",
+                ) from None
+            if "runtime_env" in str(exc) or "working_dir" in str(exc) or type(exc).__name__ == "RuntimeEnvSetupError":
+                raise UsageError(
+                    f"could not send the notebook's folder {self.cwd} to the Ray cluster: {exc}",
+                    "make the folder smaller (Ray caps a working_dir at 500 MiB): move big data to shared storage, "
+                    "or lower NBOPS_RAY_MAX_FILE_MB so big files stay behind",
                 ) from None
             raise
 

@@ -23,6 +23,7 @@ def main() -> int:
     p.add_argument("--executor", default="ray")
     p.add_argument("--param", action="append", default=[])
     p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--jobs", type=int)
     a = p.parse_args()
     events = []
 
@@ -31,9 +32,11 @@ def main() -> int:
         print(f"{event:10} {stage:12} {json.dumps(info, default=str)[:300]}", flush=True)
 
     started = time.time()
-    result = api.run(a.notebook, executor=a.executor, assignments=a.param, no_cache=a.no_cache, progress=progress)
+    result = api.run(a.notebook, executor=a.executor, assignments=a.param, no_cache=a.no_cache, jobs=a.jobs,
+                     progress=progress)
     result["events"] = events
     result["wall_s"] = time.time() - started
+    result["driver_started"] = started
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1, default=str)
     return 0 if result["status"] == "succeeded" else 1
