@@ -38,3 +38,9 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: Playwright's sync API leaves an asyncio loop running in
+    the main thread, which the jupyter_server fixtures of tests/server cannot share."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
