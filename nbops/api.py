@@ -8,6 +8,7 @@ and render the result.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -229,12 +230,11 @@ def run_to_json(run: Mapping[str, Any]) -> dict[str, Any]:
         })  # fmt: skip
     ended = run.get("ended_at")
     executor = run.get("executor")
-    try:
-        import json
-
-        executor = json.loads(executor) if isinstance(executor, str) and executor.startswith("{") else executor
-    except ValueError:
-        pass
+    if isinstance(executor, str) and executor.startswith("{"):  # stored as the executor's describe() JSON
+        try:
+            executor = json.loads(executor)
+        except ValueError:
+            pass
     return {
         "id": run["id"], "status": run["status"], "notebook": run.get("notebook"), "kind": run.get("kind"),
         "parent_id": run.get("parent_id"), "study": run.get("study"), "trial": run.get("trial"),

@@ -225,7 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except NbopsError as exc:
-
         print(f"nbops: error: {exc.render()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

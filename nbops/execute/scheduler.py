@@ -269,7 +269,8 @@ class _Run:
 
     def describe_error(self, outcome: StageOutcome) -> dict[str, Any]:
         err = outcome.error.to_json() if outcome.error else {"ename": "Error", "evalue": "unknown failure"}
-        err.pop("traceback", None) if err.get("traceback") and len(err["traceback"]) > 20000 else None
+        if len(err.get("traceback") or "") > 20000:  # keep records small; the notebook has it all
+            err["traceback"] = err["traceback"][-20000:]
         path = outcome.executed_notebook
         if path and os.path.exists(path):
             try:
