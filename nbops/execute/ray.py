@@ -301,14 +301,26 @@ def _no_cluster(address: str, why: str) -> UsageError:
 
 def _probe(address: str, timeout: float = 5) -> None:
     """Fail in seconds, not minutes (Ray retries a dead address for long), when nothing listens there."""
+    original = address
+    if address == "local":
+        return
+    if address == "auto":  # the cluster `ray start` recorded on this machine, which may be long gone
+        try:
+            from ray._private.services import canonicalize_bootstrap_address_or_die
+        except ImportError:  # a Ray without it: let ray.init find out
+            return
+        try:
+            address = canonicalize_bootstrap_address_or_die("auto")
+        except ConnectionError as exc:
+            raise _no_cluster("auto", str(exc)) from None
     target = address.removeprefix("ray://")
     host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit() or address in ("auto", "local"):
+    if not sep or not port.isdigit():
         return
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise _no_cluster(address, f"nothing answers at {target} ({exc.strerror or exc})") from None
+        raise _no_cluster(original, f"nothing answers at {target} ({exc.strerror or exc})") from None
 
 
 def _runtime_env(cwd: str, store: Any, ship_nbops: bool, excludes: list[str] | None) -> dict[str, Any]:
