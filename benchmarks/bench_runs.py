@@ -40,9 +40,12 @@ def wall(cmd: list[str], cwd: Path) -> float:
 
 def edit_last_stage(nb_path: Path) -> None:
     nb = json.loads(nb_path.read_text())
-    stage_cells = [i for i, c in enumerate(nb["cells"]) if any(t.startswith("stage:") for t in c.get("metadata", {}).get("tags", [])) or c["source"].startswith("%%stage")]
+    def text(cell: dict) -> str:
+        return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+    stage_cells = [i for i, c in enumerate(nb["cells"]) if any(t.startswith("stage:") for t in c.get("metadata", {}).get("tags", [])) or text(c).startswith("%%stage")]
     last = nb["cells"][stage_cells[-1]]
-    last["source"] = last["source"] + "\n_edit_marker = " + str(time.time_ns())
+    last["source"] = text(last) + "\n_edit_marker = " + str(time.time_ns())
     nb_path.write_text(json.dumps(nb))
 
 

@@ -98,3 +98,14 @@ def test_examples_run_under_plain_papermill(tmp_path, example):
         assert result.returncode == 0, result.stderr[-3000:]
         manifest = json.loads((artifacts / stage.name / "manifest.json").read_text())
         assert sorted(manifest["outputs"]) == sorted(stage.outputs)
+
+
+@pytest.mark.parametrize("example", ["churn", "digits_torch", "sales_fanin"])
+def test_examples_still_run_as_plain_notebooks(tmp_path, example):
+    """Tags and %%stage lines never stop the notebook from running top to bottom in Jupyter."""
+    result = subprocess.run(
+        [sys.executable, "-m", "papermill", str(EXAMPLES / f"{example}.ipynb"), str(tmp_path / "out.ipynb"),
+         "--cwd", str(EXAMPLES), "--no-progress-bar"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
