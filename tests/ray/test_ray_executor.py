@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -49,14 +50,14 @@ def nbdir(tmp_path_factory) -> Path:
     return dest
 
 
-def drive(cluster: NetnsRayCluster | None, notebook: Path, *args: str, timeout: float = 180) -> dict:
+def drive(cluster: NetnsRayCluster | None, notebook: Path, *args: str, timeout: float = 180, env: dict | None = None) -> dict:
     """Run ``notebook`` with driver.py (inside the namespace when a cluster is given)."""
     out = notebook.with_suffix(f".{time.time_ns()}.json")
     cmd = [sys.executable, DRIVER, str(notebook), str(out), *args]
     if cluster is None:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=notebook.parent)
     else:
-        proc = cluster.run(*cmd, timeout=timeout, check=False, cwd=notebook.parent)
+        proc = cluster.run(*cmd, timeout=timeout, check=False, cwd=notebook.parent, env=env)
     assert out.exists(), f"driver wrote no result ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return json.loads(out.read_text())
 
@@ -129,6 +130,55 @@ def test_ray_record_has_the_shape_of_a_local_record(fanout_ray, fanout_local):
     # Same code, same parameters it reads: the same bytes, wherever it ran.
     assert stage(fanout_ray, "load")["outputs"] == stage(fanout_local, "load")["outputs"]
     assert fanout_ray["metrics"] == fanout_local["metrics"] == {"total": 120, "left_sum": 110}
+
+
+def test_a_local_run_fills_the_cache_for_a_ray_run(cluster, nbdir, fanout_ray, fanout_local):
+    # Same keys wherever a stage ran; the data file load read is re-checked on the driver.
+    again = drive(cluster, nbdir / "fanout.ipynb", "--executor", "ray", "--param", "pause=0.2")
+    assert again["status"] == "succeeded"
+    assert [s["status"] for s in again["stages"]] == ["cached"] * 4
+    assert stage(again, "left")["cached_from"] == fanout_local["id"]
+
+
+def test_stage_errors_and_impossible_stages_fail_clearly(cluster, nbdir):
+    started = time.time()
+    run = drive(cluster, nbdir / "failing.ipynb", "--executor", "ray", "--no-cache", env={"NBOPS_RAY_NODE_WAIT": "3"})
+    assert time.time() - started < 120
+    assert run["status"] == "failed"
+    boom = stage(run, "boom")["error"]
+    assert boom["ename"] == "ValueError" and "bad row count: 2" in boom["evalue"]
+    assert boom["cell"] == 1 and boom["first_line"] == "y = x + 1" and not boom["retryable"]
+    assert stage(run, "boom")["has_notebook"]
+    greedy = stage(run, "greedy")["error"]
+    assert greedy["ename"] == "NoNodeForStage" and "GPU=4" in greedy["evalue"], greedy
+
+
+def test_ctrl_c_cancels_the_ray_task(cluster, nbdir):
+    marker = nbdir / "cancel.marker"
+    marker.unlink(missing_ok=True)
+    proc = cluster.popen(sys.executable, DRIVER, str(nbdir / "lost_node.ipynb"), str(nbdir / "cancel.json"),
+                         "--executor", "ray", "--no-cache", "--param", f"marker={marker}", cwd=nbdir,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 150
+        while not (marker.exists() and marker.read_text().strip()):
+            assert proc.poll() is None and time.time() < deadline, "the stage never started"
+            time.sleep(0.2)
+        ray_worker = int(marker.read_text())
+        proc.send_signal(signal.SIGINT)  # nsenter execs the driver: this is the driver's pid
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    store = RunStore(nbdir / ".nbops")
+    last = store.get_run(store.list_runs(notebook=str(nbdir / "lost_node.ipynb"), limit=1)[0]["id"])
+    assert last["status"] == "interrupted"
+    victim = next(s for s in last["stages"] if s["name"] == "victim")
+    assert victim["status"] == "failed" and victim["error"]["ename"] == "KeyboardInterrupt"
+    deadline = time.time() + 30
+    while Path(f"/proc/{ray_worker}").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    assert not Path(f"/proc/{ray_worker}").exists(), "the Ray worker running the stage was not cancelled"
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1", "auto"])

@@ -53,6 +53,12 @@ FIXTURES = {
          "answer = base + 1"),
         (["metrics"], "answer"),
     ),
+    # A stage's own exception, and a stage no node of the test cluster can hold.
+    "failing": nb(
+        (["stage:ok"], "x = 1"),
+        (["stage:boom"], "y = x + 1\nraise ValueError('bad row count: %d' % y)"),
+        (["stage:greedy", "gpus:4"], "z = 3"),
+    ),
 }
 
 
