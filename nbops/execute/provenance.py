@@ -24,7 +24,7 @@ def _packages() -> tuple[tuple[str, str], ...]:
     from importlib.metadata import distributions
 
     found = {}
-    for dist in distributions():
+    for dist in distributions(path=[p for p in sys.path if not p.endswith("thirdparty_files")]):  # not ray's vendored copies
         name = (dist.metadata.get("Name") or "").lower()
         if name:
             found[name] = dist.version
