@@ -9,7 +9,14 @@ import os
 import sys
 from typing import Any
 
-from nbops.errors import NbopsError, RunFailed
+# jsonschema (imported by nbformat and papermill) imports rfc3987_syntax when it is
+# installed, and that compiles ~40 Lark grammars at import: 2-3 s of every nbops
+# command on this machine. Notebooks never use the formats it checks (iri,
+# uri-reference), so this process treats it as absent.
+if "rfc3987_syntax" not in sys.modules:
+    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
+
+from nbops.errors import NbopsError, RunFailed  # noqa: E402
 
 __all__ = ["main", "build_parser"]
 

@@ -61,7 +61,15 @@ def _module_of(value: Any) -> str:
 
 
 class PandasSerializer(Serializer):
-    name, ext, priority = "pandas", ".parquet", 10
+    """DataFrames (and Series) as Arrow IPC files, read back memory-mapped.
+
+    Arrow's own file format, not Parquet: measured here on a 1 GB frame,
+    Parquet took 2.6-3.3 s to write and 5-7 s to read, Arrow IPC 0.6 s and
+    0.2-0.4 s. Handing data to the next stage is a hot path; Parquet stays the
+    format for data a user keeps (``df.to_parquet`` in a stage).
+    """
+
+    name, ext, priority = "pandas", ".arrow", 10
 
     def accepts(self, value: Any) -> bool:
         if "pandas" not in sys.modules:
@@ -70,21 +78,22 @@ class PandasSerializer(Serializer):
 
         if isinstance(value, pd.Series):
             value = value.to_frame()
-        # Parquet needs string column names; anything else goes to pickle.
+        # Arrow needs string column names; anything else goes to pickle.
         return isinstance(value, pd.DataFrame) and all(isinstance(c, str) for c in value.columns)
 
     def dump(self, value: Any, f: io.BufferedWriter) -> None:
         import pandas as pd
+        import pyarrow as pa
+        import pyarrow.feather as feather
 
-        is_series = isinstance(value, pd.Series)
-        frame = value.to_frame() if is_series else value
-        # lz4 is near memcpy speed and still shrinks typical frames.
-        frame.to_parquet(f, engine="pyarrow", compression="lz4", index=True)
+        frame = value.to_frame() if isinstance(value, pd.Series) else value
+        table = pa.Table.from_pandas(frame, preserve_index=None)
+        feather.write_feather(table, f, compression="uncompressed")
 
     def load(self, path: Path) -> Any:
-        import pandas as pd
+        import pyarrow.feather as feather
 
-        return pd.read_parquet(path, engine="pyarrow")
+        return feather.read_table(path, memory_map=True).to_pandas()
 
 
 class NumpySerializer(Serializer):
