@@ -25,7 +25,7 @@ def notebooks() -> Path:
 def workdir(tmp_path: Path) -> Path:
     """A scratch copy of the fixture notebooks (runs write a store beside them)."""
     dest = tmp_path / "nbs"
-    shutil.copytree(NOTEBOOKS, dest, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(NOTEBOOKS, dest, ignore=shutil.ignore_patterns("*.py", "__pycache__", ".nbops"))
     return dest
 
 
