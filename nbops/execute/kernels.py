@@ -24,7 +24,7 @@ __all__ = ["KernelPool", "start_kernel", "shutdown_kernel", "WARMUP_CODE"]
 
 WARMUP_CODE = """
 import nbops.runtime.marshal
-for _m in ("numpy", "pandas", "pyarrow.parquet"):
+for _m in ("numpy", "pandas", "pyarrow.feather"):
     try:
         __import__(_m)
     except Exception:
