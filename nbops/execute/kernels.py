@@ -70,9 +70,14 @@ def shutdown_kernel(km: AsyncKernelManager) -> None:
 class KernelPool:
     """Keeps ``size`` kernels started for one (kernel name, cwd)."""
 
-    def __init__(self, kernel_name: str, cwd: str, size: int, env: dict[str, str] | None = None):
+    def __init__(self, kernel_name: str, cwd: str, size: int, env: dict[str, str] | None = None, budget: int | None = None):
+        """``budget``: how many kernels the caller expects to use in all. On two cores a
+        kernel warmed for nobody costs the running stage a second of CPU, so the pool
+        starts no more than that (a ``take`` past it still gets a kernel, started then)."""
         self.kernel_name, self.cwd, self.env = kernel_name, cwd, env
-        self.size = max(0, size)
+        self.budget = budget
+        self._spawned = 0
+        self.size = max(0, size if budget is None else min(size, budget))
         self.sockets = tempfile.mkdtemp(prefix="nbops-k")
         self._ready: queue.Queue[Any] = queue.Queue()
         self._closed = False
@@ -81,11 +86,22 @@ class KernelPool:
         for _ in range(self.size):
             self._spawn()
 
-    def _spawn(self) -> None:
+    def expect(self, more: int) -> None:
+        """Another run on this pool (a sweep keeps one executor): raise the budget, refill."""
         with self._lock:
-            if self._closed:
+            if self.budget is None:
+                return
+            self.budget += more
+            missing = min(self.size, self.budget - self._spawned) - (self._ready.qsize() + self._starting)
+        for _ in range(max(0, missing)):
+            self._spawn()
+
+    def _spawn(self, force: bool = False) -> None:
+        with self._lock:
+            if self._closed or (not force and self.budget is not None and self._spawned >= self.budget):
                 return
             self._starting += 1
+            self._spawned += 1
         threading.Thread(target=self._start_one, daemon=True, name="nbops-kernel-start").start()
 
     def _start_one(self) -> None:
@@ -102,7 +118,11 @@ class KernelPool:
             self._ready.put(km)
 
     def take(self, timeout: float = 120) -> AsyncKernelManager:
-        """A ready kernel; a replacement starts in the background at once."""
+        """A ready kernel; a replacement starts in the background at once (within the budget)."""
+        with self._lock:
+            starved = self._ready.empty() and self._starting == 0
+        if starved:
+            self._spawn(force=True)  # past the budget (a retry, say): start one for this caller
         self._spawn()
         while True:
             km = self._ready.get(timeout=timeout)

@@ -50,10 +50,13 @@ class LocalExecutor(Executor):
         self._running: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def warm_up(self) -> None:
-        """Start kernels now, while the driver still plans (called by the scheduler)."""
+    def warm_up(self, expected: int | None = None) -> None:
+        """Start kernels now, while the driver still plans (called by the scheduler).
+        ``expected``: how many stages will likely run, so no kernel is warmed for nothing."""
         if self._pool is None:
-            self._pool = KernelPool(self.kernel_name, self.cwd, size=self.jobs)
+            self._pool = KernelPool(self.kernel_name, self.cwd, size=self.jobs, budget=expected)
+        elif expected:
+            self._pool.expect(expected)
 
     def submit(self, task: StageTask) -> Future:
         return self._threads.submit(self._run, task)

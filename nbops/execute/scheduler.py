@@ -76,10 +76,11 @@ class _Run:
     # -- lifecycle -----------------------------------------------------------
     def go(self) -> str:
         req = self.req
-        if hasattr(self.executor, "warm_up") and not self.all_reused_without_running():
+        self.expected = expected = self.stages_expected_to_run()
+        if hasattr(self.executor, "warm_up") and expected:
             # Kernels start now, in the background, while provenance is recorded and the
             # cache is searched: the first stage to run finds one ready.
-            self.executor.warm_up()
+            self.executor.warm_up(expected=expected)
         env = capture_env(self.spec.kernel_name)
         self.fingerprint = env["fingerprint"]
         self.store.create_run(
@@ -119,24 +120,26 @@ class _Run:
         self.progress("run_done", "", {"run_id": self.run_id, "status": "failed" if failed else "succeeded"})
         return self.run_id
 
-    def all_reused_without_running(self) -> bool:
-        """Would every stage come from the cache? A dry run of the lookups the loop will do,
-        so that kernels start at once when some stage will run, and never when none will."""
+    def stages_expected_to_run(self) -> int:
+        """How many stages will run rather than come from the cache: a dry run of the
+        lookups the loop will do (a stage downstream of one that runs counts as running)."""
         from nbops.execute.provenance import env_fingerprint
 
         fingerprint = env_fingerprint(self.spec.kernel_name)
         outputs: dict[str, dict] = {}
+        runs = 0
         for stage in self.spec.stages:
             record = self.req.reuse.get(stage.name)
-            if record is None:
-                if self.req.no_cache or not stage.cache:
-                    return False
+            if record is None and stage.cache and not self.req.no_cache and all(u in outputs for u in stage.upstream):
                 inputs = {var: outputs[producer][var]["sha256"] for var, producer in stage.inputs.items()}
                 record = self.store.find_cached(stage_cache_key(stage, self.req.params, inputs, fingerprint))
-                if record is None or not _data_unchanged(record):
-                    return False
-            outputs[stage.name] = record["outputs"]
-        return True
+                if record is not None and not _data_unchanged(record):
+                    record = None
+            if record is None:
+                runs += 1
+            else:
+                outputs[stage.name] = record["outputs"]
+        return runs
 
     def finish_interrupted(self) -> None:
         for name, status in self.status.items():
@@ -168,8 +171,9 @@ class _Run:
                     elif all(u in ("succeeded", "cached") for u in ups):
                         progressed = True
                         if not self.try_reuse(stage):
-                            if hasattr(self.executor, "warm_up"):
-                                self.executor.warm_up()  # no-op once the pool is started
+                            if hasattr(self.executor, "warm_up") and not self.expected:
+                                self.expected = 1  # the dry run guessed "all cached"; it was wrong
+                                self.executor.warm_up(expected=1)
                             task = self.make_task(stage)
                             running[self.executor.submit(task)] = task
                             self.set_stage(stage.name, "running", started_at=time.time(), cache_key=task.cache_key, attempts=task.attempt)
