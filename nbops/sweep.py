@@ -315,7 +315,7 @@ def _plan(target, prep: api.Prepared, *, space, objectives, constraints, study, 
         fixed_given = fixed_given or stored.get("params", {})
         seed = seed if seed is not None else stored.get("seed")
     elif stored is not None:
-        raise UsageError(f"study {name!r} already exists in {rs.root}", f"add --resume to run more trials of it, or pick another --study")
+        raise UsageError(f"study {name!r} already exists in {rs.root}", "add --resume to run more trials of it, or pick another --study")
     name = name or _default_study_name(str(target))
     if not STUDY_NAME_RE.match(name):
         raise UsageError(f"{name!r} is not a study name", "letters, digits, '_', '.', '-' (up to 100), starting with a letter or digit")

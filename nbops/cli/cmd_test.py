@@ -52,7 +52,7 @@ def _cmd_test(a: argparse.Namespace) -> int:
     n = report.counts()
     summary = f"{n['passed']} passed, {n['failed']} failed, {n['skipped']} skipped, {n['warned']} warned"
     con.print(("[green]passed[/]" if report.passed else "[red]failed[/]") + f": {summary} · run {report.run['id']}"
-              + (f" · metrics " + " ".join(f"{k}={render._fmt(v)}" for k, v in report.run["metrics"].items()) if report.run["metrics"] else ""))  # fmt: skip
+              + (" · metrics " + " ".join(f"{k}={render._fmt(v)}" for k, v in report.run["metrics"].items()) if report.run["metrics"] else ""))  # fmt: skip
     if report.junit_path:
         con.print(f"JUnit XML: {report.junit_path}")
     if report.artifacts_dir:
