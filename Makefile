@@ -29,7 +29,7 @@ demo: $(CORE)
 	. $(BIN)/activate && cd example_notebooks && nbops graph churn.ipynb && nbops run churn.ipynb && nbops runs ls --notebook churn.ipynb
 
 test: $(FULL)
-	. $(BIN)/activate && python -m pytest -q
+	. $(BIN)/activate && jlpm test && python -m pytest -q
 
 bench: $(FULL)
 	. $(BIN)/activate && for b in benchmarks/bench_*.py; do echo "== $$b"; python $$b || exit 1; done
