@@ -45,6 +45,7 @@ class Serializer:
     name: ClassVar[str] = "?"
     ext: ClassVar[str] = ".bin"
     priority: ClassVar[int] = 50  # lower is tried first
+    streams: ClassVar[bool] = False  # dump() only writes, in order: hashed while writing
 
     def accepts(self, value: Any) -> bool:
         raise NotImplementedError
@@ -70,6 +71,7 @@ class PandasSerializer(Serializer):
     """
 
     name, ext, priority = "pandas", ".arrow", 10
+    streams = True
 
     def accepts(self, value: Any) -> bool:
         if "pandas" not in sys.modules:
@@ -98,6 +100,7 @@ class PandasSerializer(Serializer):
 
 class NumpySerializer(Serializer):
     name, ext, priority = "numpy", ".npy", 20
+    streams = True
 
     def accepts(self, value: Any) -> bool:
         if "numpy" not in sys.modules:
@@ -180,6 +183,51 @@ class PickleSerializer(Serializer):
             return pickle.load(f)  # cloudpickle output loads with plain pickle
 
 
+class _HashingWriter(io.RawIOBase):
+    """A file wrapper that sha256-hashes what is written, in a second thread.
+
+    hashlib and the file write both release the GIL on large buffers, so the
+    hash of a big artifact costs about nothing beyond writing it; the driver
+    then stores the file under this digest without reading it again.
+    """
+
+    def __init__(self, f: Any):
+        import hashlib
+        import queue
+        import threading
+
+        self.f, self.size = f, 0
+        self._hash = hashlib.sha256()
+        self._chunks: queue.Queue = queue.Queue(maxsize=16)
+        self._thread = threading.Thread(target=self._consume, daemon=True, name="nbops-hash")
+        self._thread.start()
+
+    def _consume(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            self._hash.update(chunk)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)  # the caller may reuse its buffer once write returns
+        self.f.write(data)
+        self._chunks.put(data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def hexdigest(self) -> str:
+        self._chunks.put(None)
+        self._thread.join()
+        return self._hash.hexdigest()
+
+
 _registry: list[Serializer] | None = None
 
 
@@ -214,6 +262,12 @@ def _by_name(name: str) -> Serializer:
 
 def save_value(folder: Path, name: str, value: Any) -> tuple[Path, str]:
     """Write ``value`` atomically as ``folder/name.<ext>``; returns (path, serializer name)."""
+    path, serializer, _ = save_value_hashed(folder, name, value)
+    return path, serializer
+
+
+def save_value_hashed(folder: Path, name: str, value: Any) -> tuple[Path, str, str | None]:
+    """Like ``save_value``, plus the file's sha256 when the serializer streams (else None)."""
     folder.mkdir(parents=True, exist_ok=True)
     errors = []
     for s in serializers():
@@ -222,10 +276,18 @@ def save_value(folder: Path, name: str, value: Any) -> tuple[Path, str]:
         target = folder / f"{name}{s.ext}"
         tmp = folder / f".{name}{s.ext}.tmp-{os.getpid()}"
         try:
+            digest = None
             with open(tmp, "wb") as f:
-                s.dump(value, f)
+                if s.streams:
+                    writer = _HashingWriter(f)
+                    try:
+                        s.dump(value, writer)
+                    finally:
+                        digest = writer.hexdigest()
+                else:
+                    s.dump(value, f)
             os.replace(tmp, target)
-            return target, s.name
+            return target, s.name, digest
         except Exception as exc:  # try the next serializer, report all if none works
             errors.append(f"{s.name}: {type(exc).__name__}: {exc}")
             tmp.unlink(missing_ok=True)
@@ -284,7 +346,7 @@ def end(
             )
         value = namespace[name]
         try:
-            path, serializer = save_value(folder, name, value)
+            path, serializer, digest = save_value_hashed(folder, name, value)
         except MarshalError as exc:
             raise MarshalError(
                 f"{name!r} (a {type(value).__name__}) produced by stage {stage!r} for stage(s) "
@@ -292,6 +354,8 @@ def end(
                 f"recreate {name!r} inside the consuming stage, or build it in a 'setup' cell",
             ) from None
         entry = {"file": path.name, "serializer": serializer, "type": f"{_module_of(value)}.{type(value).__name__}"}
+        if digest is not None:  # the driver checks the size and stores the file under this digest
+            entry.update(sha256=digest, bytes=path.stat().st_size)
         if serializer == "pandas" and type(value).__name__ == "Series":
             entry["series"] = True
         manifest["outputs"][name] = entry

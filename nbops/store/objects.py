@@ -38,9 +38,10 @@ class ObjectStore:
     def has(self, digest: str) -> bool:
         return self.path(digest).exists()
 
-    def put_file(self, src: str | os.PathLike, *, move: bool = False) -> str:
-        """Store a file's bytes; with ``move`` the source becomes a link to the object."""
-        digest = sha256_file(src)
+    def put_file(self, src: str | os.PathLike, *, move: bool = False, digest: str | None = None) -> str:
+        """Store a file's bytes; with ``move`` the source becomes a link to the object.
+        ``digest``: the sha256 when the writer already computed it (not read again)."""
+        digest = digest or sha256_file(src)
         target = self.path(digest)
         if not target.exists():
             self.tmp.mkdir(parents=True, exist_ok=True)
