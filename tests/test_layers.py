@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "nbops"
-ORDER = ["runtime", "notebook", "graph", "spec", "store", "plan", "execute", "api", "ci", "report", "sweep"]
+ORDER = ["runtime", "notebook", "graph", "spec", "store", "plan", "execute", "api", "ci", "report", "sweep_space", "sweep"]
 SURFACES = {"cli", "server", "magics", "widgets", "labextension"}
 RANK = {name: i for i, name in enumerate(ORDER)}
 # The facade modules sit side by side; they may use each other.
-FACADE = {"api", "ci", "report", "sweep"}
+FACADE = {"api", "ci", "report", "sweep", "sweep_space"}
 
 
 def _imports(path: Path) -> list[str]:
