@@ -5,25 +5,15 @@ The .ipynb files are committed; this script documents how each was made.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_notebook
 
 HERE = Path(__file__).parent
-
-
-def nb(*cells):
-    out = []
-    for i, (tags, src) in enumerate(cells):
-        cell = new_code_cell(src)
-        if tags:
-            cell.metadata["tags"] = list(tags)
-        cell["id"] = f"c{i:02d}"
-        out.append(cell)
-    doc = new_notebook(cells=out)
-    doc.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return doc
+# The same small notebook builder as the main fixtures (tests/notebooks/_generate.py).
+sys.path.insert(0, str(HERE.parents[1] / "notebooks"))
+from _generate import nb  # noqa: E402
 
 
 FIXTURES = {
