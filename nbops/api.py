@@ -26,7 +26,7 @@ from nbops.store import RunStore, iso, validate_run_id
 __all__ = [
     "graph", "load_graph", "convert", "prepare", "open_store", "open_executor", "run", "start_run", "list_runs", "get_run",
     "stage_notebook", "resume", "rerun", "diff_runs", "run_to_json", "run_metrics", "validate_run_id",
-    "validate_stage_name", "Prepared",
+    "validate_stage_name", "Prepared", "plan_run", "why", "store_root",
 ]  # fmt: skip
 
 
@@ -64,14 +64,18 @@ class Prepared:
     store: RunStore
 
 
-def open_store(store: str | os.PathLike | None, near: str | os.PathLike) -> RunStore:
-    """``store``, else $NBOPS_STORE, else ``.nbops/`` beside ``near`` (a notebook or folder)."""
+def store_root(store: str | os.PathLike | None, near: str | os.PathLike) -> Path:
+    """``store``, else $NBOPS_STORE, else ``.nbops/`` beside ``near`` (a notebook or folder); nothing is created."""
     if store is None:
         store = os.environ.get("NBOPS_STORE")
     if store is None:
         base = Path(near)
         store = (base if base.is_dir() else base.parent) / ".nbops"
-    return RunStore(store)
+    return Path(store)
+
+
+def open_store(store: str | os.PathLike | None, near: str | os.PathLike) -> RunStore:
+    return RunStore(store_root(store, near))
 
 
 def prepare(target: str | os.PathLike, store: str | os.PathLike | None = None) -> Prepared:
@@ -195,6 +199,55 @@ def start_run(
     return box["id"]
 
 
+# -- what a run would do, and why a stage ran -----------------------------------------------
+
+
+def plan_run(
+    target: str | os.PathLike,
+    params: Mapping[str, Any] | None = None,
+    *,
+    params_file: str | None = None,
+    assignments: list[str] | None = None,
+    store: str | os.PathLike | None = None,
+    no_cache: bool = False,
+) -> dict:
+    """A dry run: which stages would run and why. Starts no kernel, writes no run,
+    and creates no store where there is none (every stage is then a first run)."""
+    import tempfile
+
+    from nbops.plan import ReusePlanner
+
+    path = Path(target)
+    root = store_root(store, path if path.exists() else Path.cwd())
+    if (root / "runs.db").exists() or path.is_dir():
+        prep = prepare(target, store)
+        values = _params(prep, params, params_file, assignments)
+        planner = ReusePlanner(prep.spec, values, prep.store, notebook=prep.notebook, cwd=prep.cwd, no_cache=no_cache)
+        return {"notebook": prep.notebook, "store": str(prep.store.root), "stages": [d.to_json() for d in planner.dry_run()]}
+    if not path.exists():
+        raise NotFoundError(f"{path} not found", "pass a notebook (.ipynb) or a folder made by 'nbops convert'")
+    graph_ = load_graph(path).raise_for_errors()
+    with tempfile.TemporaryDirectory(prefix="nbops-plan-") as tmp:
+        spec = convert_graph(graph_, tmp, path.resolve())
+        prep = Prepared(spec, str(path.resolve()), str(path.resolve().parent), None)  # type: ignore[arg-type]
+        values = _params(prep, params, params_file, assignments)
+        planner = ReusePlanner(spec, values, None, notebook=prep.notebook, cwd=prep.cwd, no_cache=no_cache)
+        stages = [d.to_json() for d in planner.dry_run()]
+    return {"notebook": prep.notebook, "store": None, "stages": stages}
+
+
+def why(run_id: str, stage: str | None = None, *, path=None, store=None) -> dict:
+    """Why each stage of a run ran or was reused (the reason its record keeps)."""
+    run_ = get_run(run_id, path=path, store=store)
+    stages = [{"name": s["name"], "status": s["status"], "reason": s["reason"]} for s in run_["stages"]]
+    if stage is not None:
+        validate_stage_name(stage)
+        stages = [s for s in stages if s["name"] == stage]
+        if not stages:
+            raise NotFoundError(f"run {run_id} has no stage {stage!r}", f"stages: {', '.join(s['name'] for s in run_['stages'])}")
+    return {"run_id": run_id, "notebook": run_["notebook"], "stages": stages}
+
+
 # -- reading runs --------------------------------------------------------------------------
 
 
@@ -227,6 +280,8 @@ def run_to_json(run: Mapping[str, Any]) -> dict[str, Any]:
             "scalars": s.get("scalars") or {}, "inputs": s.get("inputs") or [], "artifacts": s.get("artifacts") or [],
             "error": s.get("error"), "worker": s.get("worker") or {}, "attempts": s.get("attempts"),
             "has_notebook": bool(s.get("notebook_sha256")), "notebook_sha256": s.get("notebook_sha256"),
+            "reason": _stage_reason(s), "data": _data_deps(s.get("deps") or []),
+            "deps": s.get("deps") or [],
         })  # fmt: skip
     ended = run.get("ended_at")
     executor = run.get("executor")
@@ -245,6 +300,24 @@ def run_to_json(run: Mapping[str, Any]) -> dict[str, Any]:
         "notebook_sha256": run.get("notebook_sha256"), "git": run.get("git"), "env": run.get("env"),
         "stages": stages,
     }  # fmt: skip
+
+
+def _stage_reason(stage: Mapping[str, Any]) -> dict[str, str] | None:
+    if stage.get("reason"):
+        return stage["reason"]
+    if stage["status"] == "skipped":
+        return {"kind": "skipped", "detail": "an upstream stage failed or was skipped"}
+    return None  # pending, or recorded by an nbops that kept no reasons
+
+
+def _data_deps(deps: list[dict]) -> list[dict]:
+    """The data a stage read (files, folders, remote objects), for people: path and hash."""
+    out = []
+    for d in deps:
+        if d.get("kind") in ("file", "dir", "remote"):
+            out.append({"kind": d["kind"], "path": d.get("path") or d.get("url"),
+                        "sha256": d.get("sha256") or d.get("listing_sha256") or d.get("fingerprint")})  # fmt: skip
+    return out
 
 
 def _store_for(path: str | os.PathLike | None, store: str | os.PathLike | None) -> RunStore:
@@ -384,7 +457,36 @@ def diff_runs(run_a: str, run_b: str, *, path=None, store=None) -> dict:
             text_b = _stage_code(spec_b, sb) if sb else []
             code[name] = "".join(difflib.unified_diff(text_a, text_b, f"{run_a}/{name}", f"{run_b}/{name}"))
     return {"a": run_a, "b": run_b, "params": params, "metrics": metrics, "code": code,
-            "status": {"a": a["status"], "b": b["status"]}}  # fmt: skip
+            "status": {"a": a["status"], "b": b["status"]},
+            "reasons": _diff_reasons(rs.get_run(run_a), rs.get_run(run_b)), "data": _diff_data(a, b)}  # fmt: skip
+
+
+def _diff_reasons(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict]:
+    """Stage by stage: what differs in B's cache key from A's (why B's cache missed A)."""
+    from nbops.plan import explain_change
+
+    old = {s["name"]: s for s in a.get("stages", [])}
+    out = []
+    for s in b.get("stages", []):
+        prev = old.get(s["name"])
+        if prev is None:
+            out.append({"stage": s["name"], "kind": "code", "detail": f"stage {s['name']!r} is not in run {a['id']}"})
+        elif prev.get("key_parts") and s.get("key_parts"):
+            reason = explain_change(prev["key_parts"], s["key_parts"])
+            if reason is not None:
+                out.append({"stage": s["name"], **reason.to_json()})
+            elif prev.get("cache_key") == s.get("cache_key") and _data_deps(prev.get("deps") or []) != _data_deps(s.get("deps") or []):
+                out.append({"stage": s["name"], "kind": "input", "detail": "the same key, but the data it read differs"})
+    return out
+
+
+def _diff_data(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict]:
+    """Data files whose hash differs between the two runs (any stage)."""
+    def files(run_: Mapping[str, Any]) -> dict[str, str | None]:
+        return {d["path"]: d["sha256"] for s in run_["stages"] for d in s.get("data") or []}
+
+    fa, fb = files(a), files(b)
+    return [{"path": p, "a": fa.get(p), "b": fb.get(p)} for p in sorted(set(fa) | set(fb)) if fa.get(p) != fb.get(p)]
 
 
 def _stage_code(spec: PipelineSpec, stage) -> list[str]:

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import shutil
 import subprocess
 import sys
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import nbops
+from nbops.plan.environment import base_fingerprint, installed_packages
 
-__all__ = ["capture_env", "env_fingerprint", "git_state", "detect_gpus"]
+__all__ = ["capture_env", "git_state", "detect_gpus"]
 
 _MAX_DIFF = 512 * 1024
-
-
-@lru_cache(maxsize=1)
-def _packages() -> tuple[tuple[str, str], ...]:
-    from importlib.metadata import distributions
-
-    found = {}
-    for dist in distributions(path=[p for p in sys.path if not p.endswith("thirdparty_files")]):  # not ray's vendored copies
-        name = (dist.metadata.get("Name") or "").lower()
-        if name:
-            found[name] = dist.version
-    return tuple(sorted(found.items()))
 
 
 def detect_gpus() -> list[str]:
@@ -65,15 +52,6 @@ def _gpu_description() -> list[dict[str, str]]:
     return gpus
 
 
-def env_fingerprint(kernel_name: str) -> str:
-    """The part of the environment that goes into cache keys."""
-    h = hashlib.sha256()
-    h.update(f"{sys.version}\0{kernel_name}\0{nbops.__version__}\0".encode())
-    for name, version in _packages():
-        h.update(f"{name}=={version}\n".encode())
-    return h.hexdigest()
-
-
 def capture_env(kernel_name: str) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
@@ -82,8 +60,8 @@ def capture_env(kernel_name: str) -> dict[str, Any]:
         "machine": platform.machine(),
         "kernel": kernel_name,
         "nbops": nbops.__version__,
-        "packages": dict(_packages()),
-        "fingerprint": env_fingerprint(kernel_name),
+        "packages": installed_packages(),
+        "fingerprint": base_fingerprint(kernel_name),
         "gpus": _gpu_description(),
         "gpu_ids": detect_gpus(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),

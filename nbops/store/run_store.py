@@ -82,6 +82,9 @@ CREATE TABLE IF NOT EXISTS stages (
     error TEXT,
     worker TEXT NOT NULL DEFAULT '{}',
     attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    key_parts TEXT NOT NULL DEFAULT '{}',
+    deps TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (run_id, name)
 );
 CREATE INDEX IF NOT EXISTS stages_cache ON stages(cache_key, status);
@@ -93,7 +96,14 @@ CREATE TABLE IF NOT EXISTS studies (
 """
 
 _JSON_RUN = ("params", "env", "git", "error", "report")
-_JSON_STAGE = ("outputs", "scalars", "metrics", "checks", "inputs", "artifacts", "error", "worker")
+_JSON_STAGE = ("outputs", "scalars", "metrics", "checks", "inputs", "artifacts", "error", "worker", "reason", "key_parts", "deps")
+# Columns added after the first release, with their definitions: a store made
+# by an older nbops gains them when it is opened (ALTER TABLE ... ADD COLUMN).
+_ADDED_STAGE_COLUMNS = {
+    "reason": "TEXT",
+    "key_parts": "TEXT NOT NULL DEFAULT '{}'",
+    "deps": "TEXT NOT NULL DEFAULT '[]'",
+}
 
 
 def new_run_id() -> str:
@@ -127,6 +137,10 @@ class RunStore:
             with self._conn() as c:
                 c.execute("PRAGMA journal_mode=WAL")
                 c.executescript(_SCHEMA)
+                have = {row["name"] for row in c.execute("PRAGMA table_info(stages)")}
+                for column, definition in _ADDED_STAGE_COLUMNS.items():
+                    if column not in have:
+                        c.execute(f"ALTER TABLE stages ADD COLUMN {column} {definition}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the run store at {self.root}: {exc}", "check the folder's permissions, or pass --store") from None
         except OSError as exc:
@@ -226,13 +240,30 @@ class RunStore:
             out.append(run)
         return out
 
-    def find_cached(self, cache_key: str) -> dict[str, Any] | None:
-        """The newest successful execution of a stage with this cache key."""
+    def find_cached(self, cache_key: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Successful executions of a stage with this cache key, newest first.
+
+        Several can exist: the same code, parameters and inputs ran against
+        different data files or package versions (their ``deps``); the
+        caller picks the first whose deps still hold."""
+        with self._conn() as c:
+            rows = c.execute(
+                "SELECT * FROM stages WHERE cache_key = ? AND status = 'succeeded' AND notebook_sha256 IS NOT NULL "
+                "ORDER BY ended_at DESC LIMIT ?",
+                (cache_key, limit),
+            ).fetchall()
+        return [_load(row, _JSON_STAGE) for row in rows]
+
+    def last_execution(self, notebook: str, stage: str, before: float | None = None) -> dict[str, Any] | None:
+        """The newest record of ``stage`` of ``notebook`` that ran or was reused
+        (the baseline a new run's cache decision is explained against)."""
         with self._conn() as c:
             row = c.execute(
-                "SELECT * FROM stages WHERE cache_key = ? AND status = 'succeeded' AND notebook_sha256 IS NOT NULL "
-                "ORDER BY ended_at DESC LIMIT 1",
-                (cache_key,),
+                "SELECT stages.* FROM stages JOIN runs ON runs.id = stages.run_id "
+                "WHERE runs.notebook = ? AND stages.name = ? AND stages.status IN ('succeeded', 'cached') "
+                "AND stages.key_parts != '{}' AND (? IS NULL OR stages.started_at < ?) "
+                "ORDER BY stages.started_at DESC LIMIT 1",
+                (notebook, stage, before, before),
             ).fetchone()
         return None if row is None else _load(row, _JSON_STAGE)
 

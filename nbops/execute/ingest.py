@@ -1,0 +1,138 @@
+"""Taking a finished stage's folder into the run store.
+
+After a stage, its folder ``<run>/artifacts/<stage>/`` holds the outputs it
+saved (with ``manifest.json``), the records it wrote (metrics, checks, files
+it read) and the executed notebook beside it. The driver moves every byte
+into the content-addressed objects and returns what the stage record keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from nbops.execute.base import StageOutcome
+from nbops.runtime.context import read_records
+from nbops.runtime.files import write_atomic
+from nbops.runtime.marshal import MANIFEST, SCALARS
+from nbops.spec import StageSpec
+from nbops.store import RunStore
+
+__all__ = ["StageIngest", "error_record", "write_manifest", "write_returned_files", "MAX_TRACEBACK"]
+
+MAX_TRACEBACK = 20000  # characters kept in the record; the executed notebook has it all
+
+
+class StageIngest:
+    """Reads one stage's folder into the store (the driver is the store's only writer)."""
+
+    def __init__(self, store: RunStore, out_dir: Path, secret_names: list[str]):
+        self.store, self.out_dir, self.secret_names = store, out_dir, secret_names
+
+    def records(self, kind: str) -> list[dict]:
+        return read_records(self.out_dir, kind)
+
+    def notebook(self, outcome: StageOutcome) -> str | None:
+        """The executed notebook, secrets masked, as an object; returns its sha256."""
+        path = outcome.executed_notebook
+        if not path or not os.path.exists(path):
+            return None
+        if self.secret_names:
+            _mask_notebook(Path(path), self.secret_names)
+        return self.store.objects.put_file(path, move=True)
+
+    def outputs(self, stage: StageSpec) -> dict[str, dict]:
+        """var -> {file, serializer, type, sha256, bytes}; raises OSError/ValueError/KeyError if incomplete."""
+        manifest = json.loads((self.out_dir / MANIFEST).read_text())["outputs"]
+        outputs = {}
+        for var in stage.outputs:
+            meta = dict(manifest[var])
+            file = self.out_dir / meta["file"]
+            size = file.stat().st_size
+            # A digest the stage computed while writing is trusted only for the same size.
+            known = meta.get("sha256") if meta.get("bytes") == size else None
+            meta["bytes"] = size
+            meta["sha256"] = self.store.objects.put_file(file, move=True, digest=known)
+            outputs[var] = meta
+        return outputs
+
+    def scalars(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.out_dir / SCALARS).read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def logged(self) -> list[dict]:
+        """Artifacts the stage kept with ``nbops.log_artifact``."""
+        logged = []
+        for rec in self.records("artifacts"):
+            file = self.out_dir / "_logged" / rec["file"]
+            if file.exists():
+                size = file.stat().st_size
+                logged.append({**rec, "sha256": self.store.objects.put_file(file, move=True), "bytes": size})
+        return logged
+
+
+def error_record(outcome: StageOutcome) -> dict[str, Any]:
+    """The error of a failed stage, pointing at the cell of the *user's* notebook."""
+    err = outcome.error.to_json() if outcome.error else {"ename": "Error", "evalue": "unknown failure"}
+    if len(err.get("traceback") or "") > MAX_TRACEBACK:
+        err["traceback"] = err["traceback"][-MAX_TRACEBACK:]
+    path = outcome.executed_notebook
+    if not path or not os.path.exists(path):
+        return err
+    try:
+        cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError) as exc:
+        err["cell_note"] = f"the executed notebook could not be read: {exc}"
+        return err
+    for cell in cells:
+        meta = cell.get("metadata") or {}
+        failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+        if failed or meta.get("papermill", {}).get("status") == "running":
+            source = cell.get("source") or ""
+            source = "".join(source) if isinstance(source, list) else source
+            origin = meta.get("nbops", {}).get("source_cell")
+            err["cell"] = origin
+            err["first_line"] = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+            err["generated"] = origin is None
+            break
+    return err
+
+
+def write_manifest(folder: Path, stage: str, outputs: dict[str, dict]) -> None:
+    """The manifest a consumer reads, for outputs reused from the store."""
+    keep = ("file", "serializer", "type", "series")
+    manifest = {"stage": stage, "outputs": {v: {k: m[k] for k in keep if k in m} for v, m in outputs.items()}}
+    write_atomic(folder / stage / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def write_returned_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Files a remote executor brought back, written under ``folder`` only."""
+    root = folder.resolve()
+    for rel, data in files.items():
+        target = (folder / rel).resolve()
+        if not target.is_relative_to(root) or target == root:
+            raise ValueError(f"a remote stage returned a file outside its folder: {rel!r}")
+        write_atomic(target, data)
+
+
+def _mask_notebook(path: Path, secret_names: list[str]) -> None:
+    """Secrets never reach the store: mask them in papermill's injected cell and metadata."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if "injected-parameters" in (cell.get("metadata") or {}).get("tags", []):
+            source = cell.get("source") or ""
+            source = "".join(source) if isinstance(source, list) else source
+            lines = []
+            for line in source.splitlines():
+                name = line.split("=", 1)[0].strip()
+                lines.append(f'{name} = "***"' if "=" in line and name in secret_names else line)
+            cell["source"] = "\n".join(lines)
+    params = nb.get("metadata", {}).get("papermill", {}).get("parameters", {})
+    for name in secret_names:
+        if name in params:
+            params[name] = "***"
+    write_atomic(path, json.dumps(nb, indent=1, ensure_ascii=False))
