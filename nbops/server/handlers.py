@@ -8,7 +8,6 @@ validators before they reach the run store.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import re
 from pathlib import Path, PurePosixPath
@@ -76,6 +75,8 @@ class NbopsHandler(APIHandler):
             raise UsageError(f"path {value!r} is outside the server root", "open a notebook inside the Jupyter root directory")
         if full.suffix != ".ipynb":
             raise UsageError(f"path {value!r} is not a notebook", "send the path of an .ipynb file")
+        if not full.is_file():
+            raise NotFoundError(f"notebook {value!r} does not exist", "save the notebook first, or check the path")
         return full
 
     def json_body(self) -> dict:
@@ -140,17 +141,23 @@ class RunsHandler(NbopsHandler):
             raise UsageError(f"executor {executor!r} is not an executor name", "send 'local' or 'ray'")
         # Returns once the run is recorded (the run goes on in a thread of this
         # process); preparing it reads and hashes files, so off the event loop.
-        run_id = await asyncio.to_thread(_start_run, path, params, executor)
+        run_id = await asyncio.to_thread(_api().start_run, path, params, executor=executor)
         self.write_json({"id": run_id}, status=201)
 
 
-def _start_run(path: Path, params: dict, executor: str) -> str:
-    start_run = _api().start_run
-    # docs/api.md: start_run(..., background=True); an api whose start_run is
-    # always in the background has no such flag.
-    if "background" in inspect.signature(start_run).parameters:
-        return start_run(path, params, executor=executor, background=True)
-    return start_run(path, params, executor=executor)
+class PlanHandler(NbopsHandler):
+    """``GET /nbops/plan?path=``: what a run would do now, and why (a dry run).
+
+    Nothing runs and nothing is written: the panel asks after each save to mark
+    the stages an edit made stale.
+    """
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        path = self.query_path()
+        # Hashes code, inputs and the environment: off the event loop.
+        plan = await asyncio.to_thread(_api().plan_run, path)
+        self.write_json(plan)
 
 
 class RunHandler(NbopsHandler):
@@ -193,6 +200,7 @@ def setup_handlers(web_app: tornado.web.Application) -> None:
         ".*$",
         [
             (url_path_join(base, "graph"), GraphHandler),
+            (url_path_join(base, "plan"), PlanHandler),
             (url_path_join(base, "runs"), RunsHandler),
             (url_path_join(base, "runs", part), RunHandler),
             (url_path_join(base, "runs", part, "stages", part, "notebook"), StageNotebookHandler),

@@ -10,8 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from pytest_jupyter.jupyter_server import *  # noqa: F403
+from pytest_jupyter.jupyter_server import *
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "browser" / "notebooks"
 

@@ -12,6 +12,7 @@ from tornado.httpclient import HTTPClientError
 ROUTES = [
     ("POST", ("nbops", "graph")),
     ("GET", ("nbops", "graph")),
+    ("GET", ("nbops", "plan")),
     ("GET", ("nbops", "runs")),
     ("POST", ("nbops", "runs")),
     ("GET", ("nbops", "runs", "20261130-013000-ab12cd")),
@@ -149,10 +150,13 @@ async def test_graph_errors_are_in_the_answer_not_a_failure(jp_fetch, jp_root_di
     assert errors and errors[0]["cell"] == 5
 
 
-async def test_graph_of_a_missing_notebook_is_an_error_with_a_message(jp_fetch, pipeline_notebook):
-    code, answer = await _error(jp_fetch("nbops", "graph", method="POST", body=json.dumps({"path": "work/none.ipynb"})))
-    assert 400 <= code < 500
-    assert answer["message"]
+@pytest.mark.parametrize(("method", "parts"), ROUTES)
+async def test_a_missing_notebook_is_a_404_with_a_message(jp_fetch, method, parts, pipeline_notebook):
+    path = "work/none.ipynb"
+    code, answer = await _error(jp_fetch(*parts, method=method, params={"path": path}, **_body(method, {"path": path})))
+    assert code == 404
+    assert answer["error"] == "NotFoundError"
+    assert "none.ipynb" in answer["message"]
 
 
 async def test_an_unknown_run_is_a_404(jp_fetch, pipeline_notebook):
@@ -211,3 +215,44 @@ async def test_start_a_run_poll_it_and_read_an_executed_notebook(jp_fetch, pipel
         jp_fetch("nbops", "runs", run_id, "stages", "nowhere", "notebook", params={"path": pipeline_notebook})
     )
     assert code == 404
+
+
+async def test_plan_says_what_would_run_and_why_without_writing_anything(jp_fetch, jp_root_dir, pipeline_notebook):
+    response = await jp_fetch("nbops", "plan", params={"path": pipeline_notebook})
+    plan = json.loads(response.body)
+    assert [s["name"] for s in plan["stages"]] == ["load", "features", "evaluate"]
+    assert {s["action"] for s in plan["stages"]} == {"run"}
+    assert plan["stages"][0]["reason"]["kind"] == "first-run"
+    assert all(s["reason"]["detail"] for s in plan["stages"])
+    # A read: no run store, no folder appears beside the notebook.
+    assert sorted(p.name for p in (jp_root_dir / "work").iterdir()) == ["small_pipeline.ipynb"]
+
+
+async def test_plan_of_a_notebook_with_graph_errors_is_a_400_naming_the_cell(jp_fetch, jp_root_dir, pipeline_notebook):
+    nb_file = jp_root_dir / pipeline_notebook
+    content = json.loads(nb_file.read_text())
+    content["cells"][5]["metadata"]["tags"] = ["stage:features", "after:nowhere"]
+    nb_file.write_text(json.dumps(content))
+    code, answer = await _error(jp_fetch("nbops", "plan", params={"path": pipeline_notebook}))
+    assert code == 400
+    assert answer["error"] == "GraphError"
+    assert "nowhere" in json.dumps(answer)
+
+
+async def test_plan_after_a_run_reuses_and_names_the_edited_stage(jp_fetch, jp_root_dir, pipeline_notebook):
+    response = await jp_fetch("nbops", "runs", method="POST", body=json.dumps({"path": pipeline_notebook}))
+    run = await _wait_for_run(jp_fetch, json.loads(response.body)["id"], pipeline_notebook)
+    assert run["status"] == "succeeded", run
+    assert all(s["reason"]["kind"] for s in run["stages"])
+
+    nb_file = jp_root_dir / pipeline_notebook
+    content = json.loads(nb_file.read_text())
+    content["cells"][5]["source"] = 'features = df.assign(z=df["y"] > threshold / 2)'
+    nb_file.write_text(json.dumps(content))
+    plan = json.loads((await jp_fetch("nbops", "plan", params={"path": pipeline_notebook})).body)
+    by_name = {s["name"]: s for s in plan["stages"]}
+    assert by_name["load"]["action"] == "reuse"
+    assert by_name["features"]["action"] == "run"
+    assert by_name["features"]["reason"]["kind"] == "code"
+    assert by_name["evaluate"]["action"] == "run"
+    assert by_name["evaluate"]["reason"]["kind"] == "upstream"
