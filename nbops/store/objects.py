@@ -8,21 +8,15 @@ links into run folders and must never change under its name.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
 import uuid
 from pathlib import Path
 
+from nbops.runtime.files import sha256_file
+
 __all__ = ["ObjectStore", "sha256_file"]
-
-_CHUNK = 8 * 1024 * 1024
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class ObjectStore:
@@ -50,21 +44,6 @@ class ObjectStore:
                 os.link(src, tmp) if move else shutil.copyfile(src, tmp)
             except OSError:  # other filesystem, or links not allowed
                 shutil.copyfile(src, tmp)
-            os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
-        return digest
-
-    def put_bytes(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        target = self.path(digest)
-        if not target.exists():
-            self.tmp.mkdir(parents=True, exist_ok=True)
-            tmp = self.tmp / uuid.uuid4().hex
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
             os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)

@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from nbops.errors import NotFoundError, StoreError, UsageError
+from nbops.status import RUN_STATUSES, STAGE_STATUSES
 from nbops.store.objects import ObjectStore
 
 __all__ = ["RunStore", "new_run_id", "validate_run_id", "iso", "RUN_ID_RE", "STAGE_STATUSES", "RUN_STATUSES"]
 
 RUN_ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
-STAGE_STATUSES = ("pending", "running", "succeeded", "failed", "cached", "skipped")
-RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
