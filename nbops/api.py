@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -26,7 +26,7 @@ from nbops.store import RunStore, iso, validate_run_id
 __all__ = [
     "graph", "load_graph", "convert", "prepare", "open_store", "open_executor", "run", "start_run", "list_runs", "get_run",
     "stage_notebook", "resume", "rerun", "diff_runs", "run_to_json", "run_metrics", "validate_run_id",
-    "validate_stage_name", "Prepared", "plan_run", "why", "store_root",
+    "validate_stage_name", "Prepared", "RunContext", "plan_run", "why", "store_root",
 ]  # fmt: skip
 
 
@@ -118,12 +118,27 @@ def _executor(name: str, prep: Prepared, jobs: int | None, address: str | None):
 
 def open_executor(prepared: Prepared, name: str = "local", *, jobs: int | None = None, address: str | None = None):
     """An executor for ``prepared`` that the caller keeps open across several
-    ``run(..., executor_instance=...)`` calls (a sweep keeps its kernels warm); close it when done."""
+    ``run(..., context=RunContext(executor=...))`` calls (a sweep keeps its kernels warm); close it when done."""
     return _executor(name, prepared, jobs, address)
 
 
+@dataclass
+class RunContext:
+    """How a run starts, beyond the user's options: what resume, rerun, sweeps,
+    CI and the surfaces pass. A user calling ``run`` never needs it."""
+
+    kind: str = "run"  # run | resume | rerun | trial
+    parent_id: str | None = None
+    reuse: dict[str, dict] = field(default_factory=dict)  # stage -> record to reuse (resume)
+    study: str | None = None
+    trial: int | None = None
+    prepared: Prepared | None = None  # a pipeline already prepared (and its store)
+    executor: Any = None  # an executor from ``open_executor``, kept open by the caller
+    on_created: Callable[[str], None] | None = None  # told the run id as soon as it is recorded
+
+
 def run(
-    target: str | os.PathLike,
+    target: str | os.PathLike | None,
     params: Mapping[str, Any] | None = None,
     *,
     params_file: str | None = None,
@@ -135,30 +150,21 @@ def run(
     address: str | None = None,
     metric_names: list[str] | None = None,
     progress: Callable | None = None,
-    on_created: Callable[[str], None] | None = None,
-    kind: str = "run",
-    parent_id: str | None = None,
-    reuse: dict | None = None,
-    study: str | None = None,
-    trial: int | None = None,
-    prepared: Prepared | None = None,
-    executor_instance: Any = None,
+    context: RunContext | None = None,
 ) -> dict:
-    """Run a pipeline to the end; returns the run JSON (check its "status").
-
-    ``executor_instance``: an executor from ``open_executor`` to use (and leave open) instead of
-    starting one by name for this run alone."""
+    """Run a pipeline to the end; returns the run JSON (check its "status")."""
     from nbops.execute import RunRequest, execute_run
 
-    prep = prepared or prepare(target, store)
+    ctx = context or RunContext()
+    prep = ctx.prepared or prepare(target, store)
     values = _params(prep, params, params_file, assignments)
     req = RunRequest(
         spec=prep.spec, params=values, store=prep.store, notebook=prep.notebook, cwd=prep.cwd, no_cache=no_cache,
-        kind=kind, parent_id=parent_id, reuse=reuse or {}, metric_names=list(metric_names or []),
-        study=study, trial=trial, on_created=on_created,
+        kind=ctx.kind, parent_id=ctx.parent_id, reuse=ctx.reuse, metric_names=list(metric_names or []),
+        study=ctx.study, trial=ctx.trial, on_created=ctx.on_created,
     )  # fmt: skip
-    if executor_instance is not None:
-        run_id = execute_run(req, executor_instance, progress)
+    if ctx.executor is not None:
+        run_id = execute_run(req, ctx.executor, progress)
     else:
         with _executor(executor, prep, jobs, address) as ex:
             run_id = execute_run(req, ex, progress)
@@ -186,7 +192,7 @@ def start_run(
 
     def target_fn() -> None:
         try:
-            run(target, params, executor=executor, jobs=jobs, no_cache=no_cache, on_created=on_created, prepared=prep)
+            run(target, params, executor=executor, jobs=jobs, no_cache=no_cache, context=RunContext(prepared=prep, on_created=on_created))
         except BaseException as exc:  # reported to the caller if the run never started
             box["error"] = exc
             created.set()
@@ -395,17 +401,17 @@ def resume(run_id: str, *, path=None, store=None, executor: str = "local", jobs=
     if parent["status"] == "succeeded":
         raise UsageError(f"run {run_id} succeeded: nothing to resume", f"use 'nbops rerun {run_id}' to reproduce it")
     reuse = {s["name"]: s for s in parent["stages"] if s["status"] in ("succeeded", "cached") and s.get("notebook_sha256")}
-    return run(None, _parent_params(parent, params), executor=executor, jobs=jobs, progress=progress, kind="resume",
-               parent_id=run_id, reuse=reuse, prepared=prep, address=address,
-               metric_names=(parent.get("report") or {}).get("metric_names"))  # fmt: skip
+    context = RunContext(kind="resume", parent_id=run_id, reuse=reuse, prepared=prep)
+    return run(None, _parent_params(parent, params), executor=executor, jobs=jobs, progress=progress, address=address,
+               metric_names=(parent.get("report") or {}).get("metric_names"), context=context)  # fmt: skip
 
 
 def rerun(run_id: str, *, path=None, store=None, executor: str = "local", jobs=None, progress=None, params=None, address=None) -> dict:
     """Run again, same code and parameters, no cache; report what differs."""
     rs, parent, prep = _parent(run_id, path, store)
-    new = run(None, _parent_params(parent, params), executor=executor, jobs=jobs, progress=progress, kind="rerun",
-              parent_id=run_id, no_cache=True, prepared=prep, address=address,
-              metric_names=(parent.get("report") or {}).get("metric_names"))  # fmt: skip
+    new = run(None, _parent_params(parent, params), executor=executor, jobs=jobs, progress=progress, address=address,
+              no_cache=True, metric_names=(parent.get("report") or {}).get("metric_names"),
+              context=RunContext(kind="rerun", parent_id=run_id, prepared=prep))  # fmt: skip
     new["differences"] = _differences(run_to_json(parent), new)
     return new
 

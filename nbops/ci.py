@@ -139,7 +139,7 @@ def run_tests(
         prep = api.prepare(target, store_dir)
         run = api.run(
             target, params, params_file=params_file, assignments=assignments, executor=executor, jobs=jobs,
-            address=address, metric_names=metric_names, progress=progress, prepared=prep,
+            address=address, metric_names=metric_names, progress=progress, context=api.RunContext(prepared=prep),
         )  # fmt: skip
         pipeline = prep.spec.name
         art_dir = Path(artifacts) if artifacts else (default_artifacts_dir(junit) if junit else None)

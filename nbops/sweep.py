@@ -237,8 +237,8 @@ def run_sweep(
     def run_trial(number: int, values: dict[str, Any]) -> dict[str, Any]:  # a worker thread: no optuna here
         ex = slots.get()
         try:
-            return api.run(plan.target, {**plan.fixed, **values}, prepared=prep, executor_instance=ex, kind="trial",
-                           study=plan.name, trial=number, metric_names=plan.metric_names)  # fmt: skip
+            context = api.RunContext(kind="trial", study=plan.name, trial=number, prepared=prep, executor=ex)
+            return api.run(plan.target, {**plan.fixed, **values}, metric_names=plan.metric_names, context=context)
         except NbopsError as exc:
             return {"error": exc.render()}
         finally:

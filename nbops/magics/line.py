@@ -231,7 +231,7 @@ class NbopsMagics(Magics):
             result = api.run(
                 path, params_file=args.params_file, assignments=args.param, executor=args.executor, jobs=args.jobs,
                 no_cache=args.no_cache, store=args.store, address=args.address or os.environ.get("RAY_ADDRESS"),
-                metric_names=args.metric, progress=progress, on_created=on_created,
+                metric_names=args.metric, progress=progress, context=api.RunContext(on_created=on_created),
             )  # fmt: skip
         except KeyboardInterrupt:
             view.data["status"] = "interrupted"
