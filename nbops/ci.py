@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping
 from nbops import api
 from nbops.errors import UsageError
 from nbops.runtime.check import check_status
+from nbops.text import cell_ref, format_number
 
 __all__ = ["TestCase", "TestReport", "run_tests", "junit_xml", "write_junit", "default_artifacts_dir"]
 
@@ -188,17 +189,16 @@ def _clean(text: Any) -> str:
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
+    """Numbers as people read them (6 digits: CI compares them); dicts and lists as JSON."""
     if isinstance(value, (dict, list)):
         return json.dumps(value, default=str, sort_keys=True)
-    return str(value)
+    return format_number(value, digits=6)
 
 
 def _where(error: dict) -> str:
     """``cell 5 ("x = f(y)")`` of the source notebook, when the error names one."""
     if error.get("cell") is not None:
-        return f'cell {error["cell"]} ("{error.get("first_line", "")}")'
+        return cell_ref(error["cell"], error.get("first_line"))
     if error.get("generated"):
         return f'a generated cell ("{error.get("first_line", "")}")'
     return ""

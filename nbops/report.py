@@ -22,6 +22,8 @@ from typing import Any
 from nbops import api
 from nbops.errors import MissingExtraError, NotFoundError, UsageError
 from nbops.runtime.check import check_status
+from nbops.status import COLOUR
+from nbops.text import cell_ref, format_number
 
 __all__ = ["build_report", "write_report", "resolve_run_id", "report_notebook", "PLOTLY_MIME"]
 
@@ -117,10 +119,10 @@ def _convert_plotly(cell: Any) -> bool:
 
 
 def _esc(value: Any) -> str:
-    if isinstance(value, float):
-        value = f"{value:.6g}"
-    elif isinstance(value, (dict, list)):
+    if isinstance(value, (dict, list)):
         value = json.dumps(value, default=str, sort_keys=True)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = format_number(value, digits=6)
     return html.escape("" if value is None else str(value))
 
 
@@ -134,8 +136,8 @@ class _Raw(str):
     """HTML already escaped."""
 
 
-_COLOURS = {"succeeded": "#1a7f37", "cached": "#0969da", "failed": "#cf222e", "skipped": "#6e7781", "PASS": "#1a7f37",
-            "FAIL": "#cf222e", "WARN": "#9a6700", "interrupted": "#8250df", "running": "#9a6700"}  # fmt: skip
+# Statuses as every surface shows them; check verdicts borrow the matching status colour.
+_COLOURS = {**COLOUR, "PASS": COLOUR["succeeded"], "FAIL": COLOUR["failed"], "WARN": COLOUR["interrupted"]}
 
 
 def _badge(text: str) -> _Raw:
@@ -177,7 +179,7 @@ def _summary_html(run: dict[str, Any]) -> str:
         note = f"reused from run {s['cached_from']}" if s.get("cached_from") else ""
         if s.get("error"):
             e = s["error"]
-            where = f" at cell {e['cell']} ({e.get('first_line', '')})" if e.get("cell") is not None else ""
+            where = f" at {cell_ref(e['cell'], e.get('first_line'))}" if e.get("cell") is not None else ""
             note = f"{e.get('ename')}: {e.get('evalue')}{where}"
         rows.append([_Raw(f'<a href="#stage-{html.escape(s["name"])}">{html.escape(s["name"])}</a>'), _badge(s["status"]),
                      f"{s['duration_s']:.2f} s" if s.get("duration_s") is not None else "", ", ".join(s["outputs"]),
@@ -207,11 +209,16 @@ def _export(nb: Any, has_plotly: bool, plotlyjs: str) -> str:
     exporter = HTMLExporter(template_name="lab")
     exporter.embed_images = True
     body, _ = exporter.from_notebook_node(nb)
-    # Nothing in the page uses require.js (widgets are not rendered): one fewer thing fetched.
-    body = "\n".join(line for line in body.split("\n") if not ("<script src=" in line and "require" in line))
+    # Self-contained means nothing fetched: the template's require.js (widgets are not rendered) and
+    # MathJax (from cdnjs) go; LaTeX in markdown cells then shows as its source.
+    body = "\n".join(line for line in body.split("\n") if not _external_script(line))
     if has_plotly:
         body = _with_plotlyjs(body, plotlyjs)
     return body
+
+
+def _external_script(line: str) -> bool:
+    return "<script src=" in line and ("require" in line or "mathjax" in line.lower() or "://" in line)
 
 
 def _with_plotlyjs(page: str, mode: str) -> str:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from nbops import api
 from nbops.errors import MissingExtraError, NbopsError, NotFoundError, UsageError
 from nbops.plan import parse_assignments, resolve_params
+from nbops.text import cell_ref
 
 if TYPE_CHECKING:
     import optuna
@@ -320,7 +321,7 @@ def _tell(ostudy, trial, result: dict, plan: _Plan, optuna_mod) -> dict:
     if result["status"] != "succeeded":
         failed = next((s for s in result["stages"] if s["status"] == "failed"), None)
         e = (failed or {}).get("error") or {}
-        where = f" at cell {e['cell']} ({e.get('first_line', '')})" if e.get("cell") is not None else ""
+        where = f" at {cell_ref(e['cell'], e.get('first_line'))}" if e.get("cell") is not None else ""
         trial.set_user_attr("error", f"stage {failed['name']} failed{where}: {e.get('ename')}: {e.get('evalue')}" if failed else f"run {result['status']}")
         ostudy.tell(trial, state=fail)
         return result

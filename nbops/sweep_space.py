@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from nbops.errors import ParameterError, UsageError
 from nbops.plan import load_params_file, resolve_params
+from nbops.text import article
 
 if TYPE_CHECKING:
     import optuna
@@ -133,7 +134,7 @@ def parse_dimension(text: str, declared: Mapping[str, ParamSpec]) -> Dimension:
         for a in args:
             value = resolve_params(declared, {name: a})[name]  # typed as declared, never evaluated
             if not (value is None or isinstance(value, (bool, int, float, str))):
-                raise UsageError(f"{what}: {name} is a {ptype}; a sweep chooses among numbers, strings, booleans", "sweep a scalar parameter")
+                raise UsageError(f"{what}: {name} is {article(ptype)}; a sweep chooses among numbers, strings, booleans", "sweep a scalar parameter")
             values.append(value)
         if len(set(map(repr, values))) != len(values):
             raise UsageError(f"{what}: a value is listed twice", "list each value once")
@@ -145,7 +146,7 @@ def parse_dimension(text: str, declared: Mapping[str, ParamSpec]) -> Dimension:
         if len(args) != 2 and not log:
             raise UsageError(f"{what}: int takes (low, high) or (low, high, log)", "e.g. depth=int(2,12) or batch=int(8,512,log)")
         if ptype not in ("int", "float", "none"):
-            raise ParameterError(f"{what}: {name} is a {ptype}, not a number", "use choice(...) for it")
+            raise ParameterError(f"{what}: {name} is {article(ptype)}, not a number", "use choice(...) for it")
         low, high = (_number(a, what, integer=True) for a in args[:2])
     else:
         if len(args) != 2:
@@ -153,7 +154,7 @@ def parse_dimension(text: str, declared: Mapping[str, ParamSpec]) -> Dimension:
         if ptype == "int":
             raise ParameterError(f"{what}: {name} is an int, {kind} draws floats", f"use {name}=int(a,b) (or int(a,b,log))")
         if ptype not in ("float", "none"):
-            raise ParameterError(f"{what}: {name} is a {ptype}, not a number", "use choice(...) for it")
+            raise ParameterError(f"{what}: {name} is {article(ptype)}, not a number", "use choice(...) for it")
         low, high = (_number(a, what, integer=False) for a in args)
         log = kind == "loguniform"
     if not low < high:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Callable
+
+from nbops.cli.options import add_run_options, positive_int
 
 __all__ = ["register"]
 
@@ -25,19 +26,15 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
     p.add_argument("--space", action="append", default=[], metavar="NAME=KIND(ARGS)", help="a swept parameter (repeatable)")
     p.add_argument("--objective", action="append", default=[], metavar="METRIC:max|min", help="repeatable: several = multi-objective")
     p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=N", help="feasible trials satisfy it (repeatable)")
-    p.add_argument("--trials", type=int, help="trials to run now (default 10, or the sweep file's)")
-    p.add_argument("--parallel", type=int, help="trials at once (threads; default 1)")
-    p.add_argument("--executor", help="local (default) or ray")
-    p.add_argument("--address", help="Ray cluster address (or RAY_ADDRESS)")
-    p.add_argument("--jobs", type=int, help="stages in parallel within a trial (local executor)")
+    p.add_argument("--trials", type=positive_int, help="trials to run now (default 10, or the sweep file's)")
+    p.add_argument("--parallel", type=positive_int, help="trials at once (threads; default 1)")
     p.add_argument("--study", help="study name (default: <notebook>-<time>)")
     p.add_argument("--resume", action="store_true", help="run more trials of an existing --study")
     p.add_argument("--seed", type=int, help="sampler seed")
     p.add_argument("-f", "--sweep-file", metavar="YAML", help="space, objectives, constraints, trials, params... in YAML")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="fix a parameter for every trial")
-    p.add_argument("--store", help="run store folder (default: .nbops beside the notebook, or $NBOPS_STORE)")
+    # -p fixes a parameter for every trial; -f is the sweep file here, so no --params-file.
+    add_run_options(p, params_file=False, cache=False, metrics=False, executor_default=None)
     p.add_argument("--notebook", help="with 'show': the notebook whose store holds the study")
-    p.add_argument("--json", action="store_true", help="print the study as JSON")
     return {"sweep": _cmd_sweep}
 
 
@@ -81,18 +78,18 @@ def _run(a: argparse.Namespace) -> int:
         if a.json:
             return
         if t["state"] == "COMPLETE":
-            tail = " ".join(f"{k}={render._fmt(v)}" for k, v in (t["values"] or {}).items())
+            tail = render.escape(render.pairs(t["values"]))
             tail += "" if t["feasible"] is not False else "  [yellow](infeasible)[/]"
             mark = "[green]✓[/]"
         else:
-            tail, mark = f"[red]{t['error'] or t['state']}[/]", "[red]✗[/]"
-        params = " ".join(f"{k}={render._fmt(v)}" for k, v in t["params"].items())
+            tail, mark = f"[red]{render.escape(t['error'] or t['state'])}[/]", "[red]✗[/]"
+        params = render.escape(render.pairs(t["params"]))
         con.print(f"  {mark} trial {t['number']:<3} {params}  →  {tail}  [dim]run {t['run_id'] or '-'}[/]")
 
     result = sweep.run_sweep(
         a.target, space=a.space, objectives=a.objective, constraints=a.constraint, trials=a.trials, parallel=a.parallel,
         executor=a.executor, study=a.study, resume=a.resume, sweep_file=a.sweep_file, assignments=a.param, store=a.store,
-        address=a.address or os.environ.get("RAY_ADDRESS"), jobs=a.jobs, seed=a.seed, on_trial=on_trial, on_start=on_start,
+        address=a.address, jobs=a.jobs, seed=a.seed, on_trial=on_trial, on_start=on_start,
     )  # fmt: skip
     if a.json:
         render.print_json(result)
@@ -105,7 +102,26 @@ def _run(a: argparse.Namespace) -> int:
             stopped = ", ".join(map(str, s["stopped"])) or "none"
             con.print(f"[magenta]interrupted:[/] finished trials are kept; trials still running were stopped and told FAIL: {stopped}")
             con.print(f"  continue: nbops sweep {a.target} --study {result['study']} --resume --trials N")
-    return 130 if result["session"]["interrupted"] else 0
+    if result["session"]["interrupted"]:
+        return 130
+    return _verdict(a, result)
+
+
+def _verdict(a: argparse.Namespace, result: dict) -> int:
+    """Exit 1 when this session ran trials and not one of them finished: the sweep learned nothing."""
+    from nbops.cli import render
+
+    session = set(result["session"]["trials"])
+    mine = [t for t in result["trials"] if t["number"] in session]
+    if not mine or any(t["state"] == "COMPLETE" for t in mine):
+        return 0
+    errors = sorted({t["error"] or t["state"] for t in mine})
+    render.err_console.print(
+        f"[red]nbops: error: all {len(mine)} trials of this sweep failed[/]: " + render.escape("; ".join(errors[:3]))
+        + "\n  fix: check --objective/--constraint name metrics the run records (nbops runs show RUN), "
+        "or open a failed trial's run: nbops runs show RUN"
+    )  # fmt: skip
+    return 1
 
 
 def _study_text(study: dict) -> None:
@@ -127,7 +143,7 @@ def _study_text(study: dict) -> None:
         for col in ("trial", "run", "params", "metrics"):
             table.add_column(col, overflow="fold")
         for t in study["best"]:
-            table.add_row(str(t["number"]), t["run_id"] or "", " ".join(f"{k}={render._fmt(v)}" for k, v in t["params"].items()),
-                          " ".join(f"{k}={render._fmt(v)}" for k, v in t["metrics"].items()))  # fmt: skip
+            table.add_row(str(t["number"]), t["run_id"] or "", render.escape(render.pairs(t["params"])),
+                          render.escape(render.pairs(t["metrics"])))  # fmt: skip
         con.print(table)
     con.print(f"[dim]storage {study['storage']} · view it: {study['dashboard']}[/]")

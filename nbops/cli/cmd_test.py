@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Callable
+
+from nbops.cli.options import add_run_options
 
 __all__ = ["register"]
 
@@ -17,16 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
         "check, and write JUnit XML. Exit codes: 0 passed, 1 a stage or check failed, 2 bad input.",
     )
     p.add_argument("target", metavar="NOTEBOOK_OR_DIR")
-    p.add_argument("-f", "--params-file", metavar="YAML", help="parameters from a YAML file (e.g. ci-params.yaml)")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="set a parameter (repeatable)")
+    # A test runs every stage (fresh store): no --no-cache; --store has its own meaning here.
+    add_run_options(p, cache=False, store=False)
     p.add_argument("--junit", metavar="XML", help="write a JUnit report here (one testcase per stage and per check)")
     p.add_argument("--artifacts", metavar="DIR", help="copy the executed stage notebooks here (default: <junit stem>-artifacts/)")
-    p.add_argument("--store", help="run store to use and keep (default: a fresh temporary one, removed afterwards)")
-    p.add_argument("--executor", default="local", help="local (default) or ray")
-    p.add_argument("--address", help="Ray cluster address (or RAY_ADDRESS)")
-    p.add_argument("--jobs", type=int, help="stages run in parallel (local executor)")
-    p.add_argument("--metric", action="append", default=[], metavar="NAME", help="record a scalar variable as a metric")
-    p.add_argument("--json", action="store_true", help="print the test report as JSON")
+    p.add_argument("--store", help="run store to use and keep, e.g. for nbops report (default: a fresh temporary one, removed afterwards)")
     return {"test": _cmd_test}
 
 
@@ -36,7 +32,7 @@ def _cmd_test(a: argparse.Namespace) -> int:
 
     report = ci.run_tests(
         a.target, params_file=a.params_file, assignments=a.param, junit=a.junit, store=a.store, artifacts=a.artifacts,
-        executor=a.executor, jobs=a.jobs, address=a.address or os.environ.get("RAY_ADDRESS"), metric_names=a.metric,
+        executor=a.executor, jobs=a.jobs, address=a.address, metric_names=a.metric,
         progress=None if a.json else render.RunProgress(),
     )  # fmt: skip
     if a.json:
@@ -51,12 +47,18 @@ def _cmd_test(a: argparse.Namespace) -> int:
         con.print(f"{marks[c.status]} {escape(c.classname)}: {escape(label)}" + (f" — {escape(c.message)}" if c.message else ""))
     n = report.counts()
     summary = f"{n['passed']} passed, {n['failed']} failed, {n['skipped']} skipped, {n['warned']} warned"
+    metrics = render.pairs(report.run["metrics"])
     con.print(("[green]passed[/]" if report.passed else "[red]failed[/]") + f": {summary} · run {report.run['id']}"
-              + (" · metrics " + " ".join(f"{k}={render._fmt(v)}" for k, v in report.run["metrics"].items()) if report.run["metrics"] else ""))  # fmt: skip
+              + (f" · metrics {escape(metrics)}" if metrics else ""))  # fmt: skip
     if report.junit_path:
         con.print(f"JUnit XML: {report.junit_path}")
     if report.artifacts_dir:
         con.print(f"executed notebooks: {report.artifacts_dir}")
     if report.store:
         con.print(f"HTML report: nbops report {report.run['id']} --store {report.store} -o report.html")
+    else:
+        # The test ran in a fresh temporary store (so every stage really ran, and nothing is left behind):
+        # its run id means nothing to `nbops report` afterwards; say so and how to keep it.
+        con.print(f"[dim]run {report.run['id']} was in a temporary store, now removed; "
+                  "to keep it for nbops report, add --store DIR (e.g. --store .nbops-ci)[/]")  # fmt: skip
     return report.exit_code

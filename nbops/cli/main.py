@@ -16,21 +16,10 @@ from typing import Any
 if "rfc3987_syntax" not in sys.modules:
     sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
 
+from nbops.cli.options import STORE_HELP, add_run_options, positive_int  # noqa: E402
 from nbops.errors import NbopsError, RunFailed  # noqa: E402
 
 __all__ = ["main", "build_parser"]
-
-
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="set a parameter (repeatable)")
-    p.add_argument("-f", "--params-file", metavar="YAML", help="parameters from a YAML file")
-    p.add_argument("--jobs", type=int, help="stages run in parallel (local executor)")
-    p.add_argument("--executor", default="local", help="local (default) or ray")
-    p.add_argument("--address", help="Ray cluster address (or RAY_ADDRESS)")
-    p.add_argument("--no-cache", action="store_true", help="run every stage, reuse nothing")
-    p.add_argument("--metric", action="append", default=[], metavar="NAME", help="record a scalar variable as a metric")
-    p.add_argument("--store", help="run store folder (default: .nbops beside the notebook, or $NBOPS_STORE)")
-    p.add_argument("--json", action="store_true", help="print the run as JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,45 +38,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a notebook or converted pipeline as a versioned run")
     p.add_argument("target", metavar="NOTEBOOK_OR_DIR")
-    _add_run_options(p)
-    p.add_argument("--repeat", type=int, default=1, help="run N times without cache and compare metrics")
+    add_run_options(p)
+    p.add_argument("--dry-run", action="store_true", help="say which stages would run and why; run nothing")
+    p.add_argument("--repeat", type=positive_int, default=1, help="run N times without cache and compare metrics")
     p.add_argument("--tolerance", type=float, default=0.0, help="relative metric difference allowed by --repeat")
 
     runs = sub.add_parser("runs", help="list, show and compare runs").add_subparsers(dest="runs_command", metavar="ACTION")
     runs.required = True
     p = runs.add_parser("ls", help="runs, newest first")
     p.add_argument("--notebook", help="only runs of this notebook (and its store)")
-    p.add_argument("--store")
+    p.add_argument("--store", help=STORE_HELP)
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
-    p = runs.add_parser("show", help="one run: stages, metrics, checks, errors")
+    p = runs.add_parser("show", help="one run: stages, why each ran or was reused, metrics, checks, errors")
     p.add_argument("run")
     p.add_argument("--notebook")
-    p.add_argument("--store")
+    p.add_argument("--store", help=STORE_HELP)
     p.add_argument("--json", action="store_true")
-    p = runs.add_parser("diff", help="parameters, metrics and code that differ between two runs")
+    p = runs.add_parser("diff", help="parameters, metrics, code and data that differ between two runs, and why")
     p.add_argument("run_a")
     p.add_argument("run_b")
     p.add_argument("--notebook")
-    p.add_argument("--store")
+    p.add_argument("--store", help=STORE_HELP)
     p.add_argument("--json", action="store_true")
 
     for name, help_ in (("resume", "continue a failed run from the failed stage"), ("rerun", "run again without cache; report differences")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("run")
         p.add_argument("--notebook")
-        p.add_argument("--store")
-        p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="secret parameters again")
-        p.add_argument("--executor", default="local")
-        p.add_argument("--address")
-        p.add_argument("--jobs", type=int)
-        p.add_argument("--json", action="store_true")
+        add_run_options(p, params_file=False, cache=False, metrics=False)
 
     p = sub.add_parser("open", help="path of the executed notebook of a stage")
     p.add_argument("run")
     p.add_argument("stage")
     p.add_argument("--notebook")
-    p.add_argument("--store")
+    p.add_argument("--store", help=STORE_HELP)
 
     # Commands that live in their own modules (test, report, sweep): each
     # module has register(subparsers) -> {command name: handler}.
@@ -125,9 +110,12 @@ def _cmd_convert(a: argparse.Namespace) -> int:
     from nbops.cli import render
 
     spec = api.convert(a.notebook, a.output)
-    render.console.print(f"wrote {a.output}/pipeline.yaml and {len(spec.stages)} stage notebooks: "
-                         + ", ".join(f"stages/{s.name}.ipynb" for s in spec.stages))
-    render.console.print(f"run a stage: papermill {a.output}/{spec.stages[0].notebook} out.ipynb -p nbops_artifact_dir {a.output}/artifacts --cwd {os.path.dirname(os.path.abspath(a.notebook))}")
+    out = os.path.normpath(a.output)  # "out/" and "out" print the same paths
+    render.console.print(f"wrote {os.path.join(out, 'pipeline.yaml')} and {len(spec.stages)} stage notebooks: "
+                         + ", ".join(f"stages/{s.name}.ipynb" for s in spec.stages))  # fmt: skip
+    first = os.path.join(out, spec.stages[0].notebook)
+    cwd = os.path.dirname(os.path.abspath(a.notebook))
+    render.console.print(f"run a stage: papermill {first} out.ipynb -p nbops_artifact_dir {os.path.join(out, 'artifacts')} --cwd {cwd}")
     return 0
 
 
@@ -137,17 +125,20 @@ def _finish_run(result: dict, as_json: bool) -> int:
     if as_json:
         render.print_json(result)
     else:
-        render.err_console.print(f"run [bold]{result['id']}[/] {result['status']} in {result['duration_s']}s"
-                                 + (" · " + " ".join(f"{k}={render._fmt(v)}" for k, v in result["metrics"].items()) if result["metrics"] else ""))
-        for diff in result.get("differences", []):
-            render.err_console.print(f"  [yellow]differs:[/] {diff}")
+        metrics = render.pairs(result["metrics"])
+        render.err_console.print(f"run [bold]{result['id']}[/] {render.styled_status(result['status'])} in {result['duration_s']}s"
+                                 + (f" · {render.escape(metrics)}" if metrics else ""))  # fmt: skip
+        if "differences" in result:  # a rerun: say the verdict either way
+            outputs, metrics_n = render.compared(result)
+            render.differences(result["differences"], outputs=outputs, metrics=metrics_n)
     if result["status"] != "succeeded":
         failed = [s for s in result["stages"] if s["status"] == "failed"]
         if failed and not as_json:
             s = failed[0]
             e = s.get("error") or {}
-            where = f", cell {e['cell']} (\"{e.get('first_line', '')}\")" if e.get("cell") is not None else ""
-            render.err_console.print(f"[red]stage {s['name']} failed{where}: {e.get('ename')}: {e.get('evalue')}[/]")
+            where = render.error_where(e)
+            render.err_console.print(render.escape(f"stage {s['name']} failed{', ' + where if where else ''}: {e.get('ename')}: {e.get('evalue')}"),
+                                     style="red")  # fmt: skip
             render.err_console.print(f"  executed notebook: nbops open {result['id']} {s['name']}   ·   continue: nbops resume {result['id']}")
         return RunFailed.exit_code
     return 1 if result.get("differences") else 0
@@ -157,22 +148,28 @@ def _cmd_run(a: argparse.Namespace) -> int:
     from nbops import api
     from nbops.cli import render
 
+    if a.dry_run:
+        plan = api.plan_run(a.target, params_file=a.params_file, assignments=a.param, store=a.store, no_cache=a.no_cache)
+        render.print_json(plan) if a.json else render.plan_text(plan)
+        return 0
     progress = render.RunProgress()
-    address = a.address or os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = dict(params_file=a.params_file, assignments=a.param, executor=a.executor, jobs=a.jobs,
-                                  store=a.store, address=address, metric_names=a.metric, progress=progress)
-    if a.repeat > 1:
-        results = [api.run(a.target, no_cache=True, **kwargs) for _ in range(a.repeat)]
-        first = results[0]
-        code = max(_finish_run(r, a.json) for r in results)
-        for other in results[1:]:
-            diffs = [d for d in api._differences(first, other, a.tolerance) if d["kind"] == "metric"]
-            for d in diffs:
-                render.err_console.print(f"[red]not reproducible:[/] metric {d['name']} = {d['a']} then {d['b']} (tolerance {a.tolerance})")
-            if diffs:
-                code = max(code, 1)
-        return code
-    return _finish_run(api.run(a.target, no_cache=a.no_cache, **kwargs), a.json)
+                                  store=a.store, address=a.address, metric_names=a.metric, progress=progress)  # fmt: skip
+    if a.repeat == 1:
+        return _finish_run(api.run(a.target, no_cache=a.no_cache, **kwargs), a.json)
+    results = [api.run(a.target, no_cache=True, **kwargs) for _ in range(a.repeat)]
+    code = max(_finish_run(r, a.json) for r in results)
+    first = results[0]
+    outputs, metrics = render.compared(first)
+    for other in results[1:]:
+        # Metrics decide (within --tolerance); outputs are shown, since a pickle may differ byte-wise.
+        diffs = api._differences(first, other, a.tolerance)
+        if not a.json:
+            render.err_console.print(f"{first['id']} vs {other['id']} (tolerance {a.tolerance:g}):")
+            render.differences(diffs, outputs=outputs, metrics=metrics)
+        if any(d["kind"] == "metric" for d in diffs):
+            code = max(code, 1)
+    return code
 
 
 def _where(a: argparse.Namespace) -> dict:
@@ -202,7 +199,7 @@ def _cmd_resume_rerun(a: argparse.Namespace) -> int:
 
     fn = api.resume if a.command == "resume" else api.rerun
     result = fn(a.run, executor=a.executor, jobs=a.jobs, progress=render.RunProgress(),
-                params=parse_assignments(a.param), address=a.address or os.environ.get("RAY_ADDRESS"), **_where(a))
+                params=parse_assignments(a.param), address=a.address, **_where(a))  # fmt: skip
     return _finish_run(result, a.json)
 
 
@@ -213,7 +210,7 @@ def _cmd_open(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND_MODULES = ["nbops.cli.cmd_test", "nbops.cli.cmd_report", "nbops.cli.cmd_sweep"]
+COMMAND_MODULES = ["nbops.cli.cmd_why", "nbops.cli.cmd_test", "nbops.cli.cmd_report", "nbops.cli.cmd_sweep"]
 
 COMMANDS = {
     "graph": _cmd_graph,

@@ -8,32 +8,52 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["console", "err_console", "print_json", "RunProgress", "graph_text", "runs_table", "run_detail", "diff_text"]
+from nbops.status import COLOUR, DONE_OK, FAILED, ICON, RUNNING
+from nbops.text import cell_ref, format_number
+
+__all__ = [
+    "console", "err_console", "print_json", "RunProgress", "graph_text", "runs_table", "run_detail", "diff_text",
+    "pairs", "error_where", "styled_status", "reason_text", "why_text", "plan_text", "differences", "compared", "escape",
+]  # fmt: skip
 
 # Not a terminal (pipes, CI logs): wide lines rather than tables squeezed to 80 columns.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
-_ICONS = {"started": "▶", "succeeded": "✓", "cached": "↺", "failed": "✗", "skipped": "–", "retry": "↻"}
-_STYLE = {"succeeded": "green", "cached": "cyan", "failed": "red", "skipped": "dim", "running": "yellow", "interrupted": "magenta", "pending": "dim"}
-
-
-def _styled(text: str, style: str) -> str:
-    from rich.markup import escape
-
-    return f"  [{style}]{escape(text)}[/]" if style else f"  {escape(text)}"
+# Progress events that are not statuses borrow a status's look.
+_EVENT_AS = {"started": RUNNING, "retry": RUNNING}
+_EVENT_ICON = {"retry": "↻"}
 
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def pairs(values: dict | None) -> str:
+    """``accuracy=0.8416 n_estimators=100``: parameters and metrics on one line."""
+    return " ".join(f"{k}={format_number(v)}" for k, v in (values or {}).items())
+
+
+def error_where(err: dict) -> str:
+    """``cell 6 ("model.fit(X, y)")`` of the user's notebook, or "" when the error names no cell."""
+    if err.get("cell") is not None:
+        return cell_ref(err["cell"], err.get("first_line"))
+    return "a generated cell" if err.get("generated") else ""
+
+
+def styled_status(status: str) -> str:
+    colour = COLOUR.get(status)
+    return f"[{colour}]{escape(status)}[/]" if colour else escape(status)
+
+
+def reason_text(reason: dict | None) -> str:
+    """``params: n_estimators changed 100 → 50``: why a stage ran or was reused."""
+    if not reason:
+        return ""
+    return f"{reason.get('kind')}: {reason.get('detail')}" if reason.get("detail") else str(reason.get("kind"))
 
 
 class RunProgress:
@@ -46,8 +66,8 @@ class RunProgress:
     def __call__(self, event: str, stage: str, info: dict[str, Any]) -> None:
         if event == "run_done":
             return
-        icon = _ICONS.get(event, "·")
-        style = _STYLE.get(event, "")
+        look = _EVENT_AS.get(event, event)
+        icon = _EVENT_ICON.get(event) or ICON.get(look, "·")
         detail = ""
         if event in ("succeeded", "failed") and "seconds" in info:
             detail = f"{info['seconds']:.1f}s"
@@ -57,9 +77,11 @@ class RunProgress:
             detail = f"attempt {info['attempt']}"
         if event in ("failed", "retry"):
             err = info.get("error") or {}
-            where = f" (cell {err['cell']}: {err.get('first_line', '')})" if err.get("cell") is not None else ""
-            detail += f"  {err.get('ename')}: {str(err.get('evalue', ''))[:200]}{where}"
-        self.con.print(_styled(f"{icon} {stage:<18} {event:<9}", style), f" {detail}" if detail else "", sep="")
+            where = error_where(err)
+            detail += f"  {err.get('ename')}: {str(err.get('evalue', ''))[:200]}" + (f" ({where})" if where else "")
+        line = escape(f"{icon} {stage:<18} {event:<9}")
+        colour = COLOUR.get(look)
+        self.con.print(f"  [{colour}]{line}[/]" if colour else f"  {line}", escape(f" {detail}") if detail else "", sep="")
 
 
 def graph_text(g: dict) -> None:
@@ -89,8 +111,8 @@ def graph_text(g: dict) -> None:
     if explicit:
         con.print("\nexplicit edges: " + ", ".join(f"{e['source']} → {e['target']}" for e in explicit))
     for w in g["warnings"]:
-        where = f"cell {w['cell']} (\"{w['first_line']}\"): " if w["cell"] is not None else ""
-        err_console.print(f"[yellow]warning:[/] {where}{w['message']}\n  fix: {w['fix']}")
+        where = error_where(w)
+        err_console.print(f"[yellow]warning:[/] {escape(where + ': ' if where else '')}{escape(w['message'])}\n  fix: {escape(w['fix'])}")
 
 
 def runs_table(runs: list[dict]) -> None:
@@ -101,21 +123,17 @@ def runs_table(runs: list[dict]) -> None:
         table.add_column(col, overflow="fold")
     for r in runs:
         table.add_row(
-            r["id"],
-            _styled(r["status"], _STYLE.get(r["status"], "")).strip(),
-            (r["started_at"] or "")[:19].replace("T", " "),
-            f"{r['duration_s']:.1f}s" if r.get("duration_s") is not None else "",
-            r.get("kind") or "",
-            " ".join(f"{k}={_fmt(v)}" for k, v in (r["params"] or {}).items()),
-            " ".join(f"{k}={_fmt(v)}" for k, v in (r["metrics"] or {}).items()),
-        )
+            r["id"], styled_status(r["status"]), (r["started_at"] or "")[:19].replace("T", " "),
+            f"{r['duration_s']:.1f}s" if r.get("duration_s") is not None else "", r.get("kind") or "",
+            escape(pairs(r["params"])), escape(pairs(r["metrics"])),
+        )  # fmt: skip
     console.print(table if runs else "no runs yet")
 
 
 def run_detail(run: dict) -> None:
     con = console
-    con.print(f"[bold]run {run['id']}[/] " + _styled(run["status"], _STYLE.get(run["status"], "")) + f"  {run.get('kind') or ''}"
-              + (f" of {run['parent_id']}" if run.get("parent_id") else ""))
+    con.print(f"[bold]run {run['id']}[/]  " + styled_status(run["status"]) + f"  {run.get('kind') or ''}"
+              + (f" of {run['parent_id']}" if run.get("parent_id") else ""))  # fmt: skip
     con.print(f"notebook  {run['notebook']}")
     con.print(f"started   {run['started_at']}  duration {run['duration_s'] if run['duration_s'] is not None else '-'} s")
     git = run.get("git") or {}
@@ -124,25 +142,27 @@ def run_detail(run: dict) -> None:
     env = run.get("env") or {}
     con.print(f"env       python {env.get('python')} · {env.get('platform')} · gpus {env.get('gpu_ids') or 'none'}")
     if run["params"]:
-        con.print("params    " + " ".join(f"{k}={_fmt(v)}" for k, v in run["params"].items()))
+        con.print("params    " + escape(pairs(run["params"])))
     if run["metrics"]:
-        con.print("metrics   " + " ".join(f"{k}={_fmt(v)}" for k, v in run["metrics"].items()))
+        con.print("metrics   " + escape(pairs(run["metrics"])))
     table = Table(box=None, pad_edge=False)
-    for col in ("stage", "status", "time", "outputs", "metrics / error"):
-        table.add_column(col)
+    for col in ("stage", "status", "time", "outputs"):
+        table.add_column(col, no_wrap=True)
+    for col in ("why", "metrics / error"):
+        table.add_column(col, overflow="fold")
     checks = []
     for s in run["stages"]:
-        note = " ".join(f"{k}={_fmt(v)}" for k, v in s["metrics"].items())
+        note = escape(pairs(s["metrics"]))
         if s.get("error"):
             e = s["error"]
-            where = f" cell {e['cell']} ({e.get('first_line', '')})" if e.get("cell") is not None else ""
-            note = f"[red]{e.get('ename')}: {str(e.get('evalue'))[:120]}{where}[/]"
+            where = error_where(e)
+            note = f"[red]{escape(str(e.get('ename')))}: {escape(str(e.get('evalue'))[:120])}{escape(' at ' + where) if where else ''}[/]"
         if s.get("cached_from"):
             note = (note + " " if note else "") + f"[dim](from {s['cached_from']})[/]"
         table.add_row(
-            s["name"], _styled(s["status"], _STYLE.get(s["status"], "")).strip(),
-            f"{s['duration_s']:.1f}s" if s.get("duration_s") is not None else "", ", ".join(s["outputs"])[:40], note,
-        )
+            s["name"], styled_status(s["status"]), f"{s['duration_s']:.1f}s" if s.get("duration_s") is not None else "",
+            escape(", ".join(s["outputs"])[:40]), escape(reason_text(s.get("reason"))), note,
+        )  # fmt: skip
         checks += s["checks"]
     con.print(table)
     if checks:
@@ -150,26 +170,101 @@ def run_detail(run: dict) -> None:
         for c in checks:
             state = "PASS" if c.get("passed") else ("WARN" if c.get("warn") else "FAIL")
             colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}[state]
-            con.print(f"  [{colour}]{state}[/] {c.get('stage')}/{c.get('name')}: observed {_fmt(c.get('observed'))}, threshold {_fmt(c.get('threshold'))}")
+            con.print(f"  [{colour}]{state}[/] {c.get('stage')}/{c.get('name')}: observed {escape(format_number(c.get('observed')))}, "
+                      f"threshold {escape(format_number(c.get('threshold')))}")  # fmt: skip
     for s in run["stages"]:
         gpu_note = (s.get("worker") or {}).get("gpu_note")
         if gpu_note:
-            con.print(f"[dim]{s['name']}: {gpu_note}[/]")
+            con.print(f"[dim]{escape(s['name'])}: {escape(gpu_note)}[/]")
 
 
 def diff_text(d: dict) -> None:
     con = console
-    con.print(f"[bold]{d['a']}[/] ({d['status']['a']}) → [bold]{d['b']}[/] ({d['status']['b']})")
+    con.print(f"[bold]{d['a']}[/] ({styled_status(d['status']['a'])}) → [bold]{d['b']}[/] ({styled_status(d['status']['b'])})")
     if d["params"]:
         con.print("\n[bold]parameters[/]")
         for k, v in d["params"].items():
-            con.print(f"  {k}: {_fmt(v['a'])} → {_fmt(v['b'])}")
+            con.print(escape(f"  {k}: {format_number(v['a'])} → {format_number(v['b'])}"))
     if d["metrics"]:
         con.print("\n[bold]metrics[/]")
         for k, v in d["metrics"].items():
-            con.print(f"  {k}: {_fmt(v['a'])} → {_fmt(v['b'])}")
+            con.print(escape(f"  {k}: {format_number(v['a'])} → {format_number(v['b'])}"))
+    if d.get("reasons"):
+        con.print(f"\n[bold]why[/] (what differs for each stage of {d['b']}, against {d['a']})")
+        table = Table(box=None, pad_edge=False, show_header=False)
+        table.add_column("stage", no_wrap=True)
+        table.add_column("why", overflow="fold")
+        for r in d["reasons"]:
+            table.add_row("  " + escape(r["stage"]), escape(reason_text(r)))
+        con.print(table)
+    if d.get("data"):
+        con.print("\n[bold]data files changed[/]")
+        for f in d["data"]:
+            con.print(escape(f"  {f['path']}: {_short(f['a'])} → {_short(f['b'])}"))
     for name, text in d["code"].items():
-        con.print(f"\n[bold]code of stage {name}[/]")
+        con.print(f"\n[bold]code of stage {escape(name)}[/]")
         con.print(text or "  (added or removed)", markup=False)
-    if not (d["params"] or d["metrics"] or d["code"]):
-        con.print("no differences in parameters, metrics or code")
+    if not (d["params"] or d["metrics"] or d["code"] or d.get("reasons") or d.get("data")):
+        con.print("no differences in parameters, metrics, code or data")
+
+
+def _short(sha: str | None) -> str:
+    return sha[:12] if sha else "(absent)"
+
+
+def why_text(w: dict) -> None:
+    """``nbops why RUN``: one line per stage, its status and the reason."""
+    console.print(f"[bold]run {w['run_id']}[/]" + (f"  {escape(str(w['notebook']))}" if w.get("notebook") else ""))
+    _reason_table([(s["name"], styled_status(s["status"]), s.get("reason")) for s in w["stages"]], "status")
+
+
+def plan_text(plan: dict) -> None:
+    """``nbops run NB --dry-run``: which stages would run, which would be reused, and why."""
+    would = sum(1 for s in plan["stages"] if s["action"] == "run")
+    console.print(f"[bold]{escape(str(plan['notebook']))}[/]: {would} of {len(plan['stages'])} stages would run"
+                  + ("" if plan.get("store") else " (no run store yet: nothing to reuse)"))  # fmt: skip
+    rows = []
+    for s in plan["stages"]:
+        action = "[yellow]run[/]" if s["action"] == "run" else f"[{COLOUR['cached']}]reuse[/]"
+        rows.append((s["name"], action, s.get("reason")))
+    _reason_table(rows, "would")
+    reads = sorted({p for s in plan["stages"] for p in s.get("reads") or []})
+    if reads:
+        console.print("[dim]data read: " + escape(", ".join(reads)) + "[/]")
+
+
+def _reason_table(rows: list[tuple[str, str, dict | None]], second: str) -> None:
+    table = Table(box=None, pad_edge=False)
+    table.add_column("stage", no_wrap=True)
+    table.add_column(second, no_wrap=True)
+    table.add_column("why", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for name, state, reason in rows:
+        reason = reason or {}
+        table.add_row(escape(name), state, escape(str(reason.get("kind") or "")), escape(str(reason.get("detail") or "")))
+    console.print(table)
+
+
+def differences(diffs: list[dict], *, outputs: int, metrics: int, con: Console | None = None) -> None:
+    """The verdict of a comparison (rerun, --repeat): "identical: ..." or a table of what differs."""
+    con = con or err_console
+    if not diffs:
+        con.print(f"[{COLOUR['succeeded']}]identical:[/] {outputs} outputs, {metrics} metrics compared")
+        return
+    con.print(f"[{COLOUR[FAILED]}]differs:[/] {len(diffs)} of {outputs} outputs and {metrics} metrics compared")
+    table = Table(box=None, pad_edge=False)
+    for col in ("", "stage", "name", "first", "second"):
+        table.add_column(col, overflow="fold")
+    for d in diffs:
+        first, second = d.get("a"), d.get("b")
+        if d["kind"] == "output":
+            first, second = _short(first), _short(second)
+        table.add_row("  " + d["kind"], escape(str(d.get("stage") or "")), escape(str(d["name"])),
+                      escape(format_number(first)), escape(format_number(second)))  # fmt: skip
+    con.print(table)
+
+
+def compared(run: dict) -> tuple[int, int]:
+    """(outputs, metrics) a comparison of ``run`` with another one looks at."""
+    outputs = sum(len(s["outputs"]) for s in run["stages"] if s["status"] in DONE_OK)
+    return outputs, len(run["metrics"])

@@ -13,20 +13,18 @@ import html
 import time
 from typing import Any, Callable
 
+from nbops.status import COLOUR, ICON
+from nbops.text import cell_ref, format_number
+
 __all__ = ["GraphView", "RunsView", "RunView", "RunProgressView", "ShownError", "text_table"]
 
-# JupyterLab's CSS variables (so dark themes work), with fallbacks for other frontends.
-_COLOUR = {
-    "succeeded": "var(--jp-success-color1, #388e3c)",
-    "cached": "var(--jp-info-color1, #0288d1)",
-    "failed": "var(--jp-error-color1, #d32f2f)",
-    "interrupted": "var(--jp-error-color1, #d32f2f)",
-    "running": "var(--jp-warn-color1, #f57c00)",
-    "retry": "var(--jp-warn-color1, #f57c00)",
-    "skipped": "var(--jp-ui-font-color2, #757575)",
-    "pending": "var(--jp-ui-font-color2, #757575)",
-}
-_ICON = {"succeeded": "✓", "cached": "↺", "failed": "✗", "interrupted": "✗", "running": "▶", "retry": "↻", "skipped": "–", "pending": "·"}
+# JupyterLab's CSS variables (so dark themes work), falling back to nbops.status's colours elsewhere.
+_JP_VAR = {"succeeded": "--jp-success-color1", "cached": "--jp-info-color1", "failed": "--jp-error-color1",
+           "interrupted": "--jp-error-color1", "running": "--jp-warn-color1", "skipped": "--jp-ui-font-color2",
+           "pending": "--jp-ui-font-color2"}  # fmt: skip
+_COLOUR = {status: f"var({var}, {COLOUR[status]})" for status, var in _JP_VAR.items()}
+_COLOUR["retry"] = _COLOUR["running"]
+_ICON = {**ICON, "retry": "↻"}
 _TABLE = "border-collapse:collapse;font-size:var(--jp-code-font-size, 13px);margin:4px 0"
 _CELL = "text-align:left;padding:2px 12px 2px 0;vertical-align:top;border:none"
 _MUTED = "color:var(--jp-ui-font-color2, #757575)"
@@ -37,10 +35,7 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+_fmt = format_number
 
 
 def _seconds(value: float | None) -> str:
@@ -75,11 +70,18 @@ def text_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _issue_where(issue: dict) -> str:
-    return f'cell {issue["cell"]} ("{issue.get("first_line", "")}"): ' if issue.get("cell") is not None else ""
+    return f"{cell_ref(issue['cell'], issue.get('first_line'))}: " if issue.get("cell") is not None else ""
 
 
 def _error_where(err: dict) -> str:
-    return f' in cell {err["cell"]} ("{err.get("first_line", "")}")' if err.get("cell") is not None else ""
+    return f" in {cell_ref(err['cell'], err.get('first_line'))}" if err.get("cell") is not None else ""
+
+
+def _reason(reason: dict | None) -> str:
+    """Why a stage ran or was reused: ``params: n_estimators: 100 → 50``."""
+    if not reason:
+        return ""
+    return f"{reason.get('kind')}: {reason['detail']}" if reason.get("detail") else str(reason.get("kind"))
 
 
 def _notice_html(notices: list[str]) -> str:
@@ -216,7 +218,7 @@ class RunsView(_View):
 class RunView(_View):
     """One run: status, metrics, stages, and the failed stage's cell and error (``api.get_run`` JSON)."""
 
-    _HEADERS = ["stage", "status", "time", "outputs", "metrics / error"]
+    _HEADERS = ["stage", "status", "time", "outputs", "why", "metrics / error"]
 
     def __init__(self, run: dict, notices: list[str] | None = None):
         self.data = run
@@ -235,8 +237,8 @@ class RunView(_View):
         return note
 
     def _rows(self) -> list[list[str]]:
-        return [[s["name"], s["status"], _seconds(s.get("duration_s")), ", ".join(s.get("outputs") or {})[:60], self._stage_note(s)]
-                for s in self.data["stages"]]  # fmt: skip
+        return [[s["name"], s["status"], _seconds(s.get("duration_s")), ", ".join(s.get("outputs") or {})[:60],
+                 _reason(s.get("reason")), self._stage_note(s)] for s in self.data["stages"]]  # fmt: skip
 
     def _title(self) -> str:
         r = self.data
@@ -272,7 +274,7 @@ class RunView(_View):
         for s, row in zip(r["stages"], self._rows()):
             cells = [f"<b>{_e(row[0])}</b>", _status_html(s["status"]), *(_e(c) for c in row[2:])]
             if s["status"] == "failed":
-                cells[4] = f'<span style="color:{_COLOUR["failed"]}">{cells[4]}</span>'
+                cells[-1] = f'<span style="color:{_COLOUR["failed"]}">{cells[-1]}</span>'
             rows.append(cells)
         parts.append(_table_html(self._HEADERS, rows, "nbops-run"))
         parts += [f"<div><code>{_e(c['stage'])}/{_e(c['name'])}</code> {_status_html('succeeded' if c.get('passed') else 'failed')}"
