@@ -28,11 +28,12 @@ import math
 import os
 import queue
 import re
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from nbops import api
 from nbops.errors import MissingExtraError, NbopsError, NotFoundError, UsageError
@@ -50,8 +51,15 @@ __all__ = [
 ]  # fmt: skip
 
 from nbops.sweep_space import (  # noqa: E402 - also re-exported: nbops.sweep.parse_space etc.
-    STUDY_NAME_RE, Constraint, Dimension, Objective, load_sweep_file, parse_constraint,
-    parse_dimension, parse_objective, parse_space,
+    STUDY_NAME_RE,
+    Constraint,
+    Dimension,
+    Objective,
+    load_sweep_file,
+    parse_constraint,
+    parse_dimension,
+    parse_objective,
+    parse_space,
 )  # fmt: skip
 
 # -- storage ------------------------------------------------------------------------------------------
@@ -276,7 +284,7 @@ def run_sweep(
         for ex in executors:
             ex.cancel_all()  # running stages stop; their runs end as failed
         wait(list(running), timeout=30)
-        for fut, trial in running.items():
+        for trial in running.values():
             trial.set_user_attr("interrupted", True)
             trial.set_user_attr("error", "stopped by Ctrl-C")
             ostudy.tell(trial, state=optuna_mod.trial.TrialState.FAIL, skip_if_finished=True)

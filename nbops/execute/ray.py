@@ -24,43 +24,24 @@ with a message that says so, instead of queueing forever.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import logging
 import os
-import socket
-import tempfile
 import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from nbops.errors import MissingExtraError, UsageError
 from nbops.execute.base import Executor, StageErrorInfo, StageOutcome, StageTask
+from nbops.execute.ray_cluster import connect, import_ray, infeasible, probe, resolve_address, runtime_env
+from nbops.execute.ray_worker import stage_on_worker
 
 __all__ = ["RayExecutor"]
-
-log = logging.getLogger("nbops.ray")
-
-# Never shipped to workers in the working_dir (gitignore syntax, relative to it).
-DEFAULT_EXCLUDES = [".nbops/", ".git/", ".ipynb_checkpoints/", "__pycache__/", ".venv*/", "venv/", "node_modules/", "*.pyc"]
-# Files above this size stay behind (Ray caps a working_dir at 500 MiB); read them from shared storage.
-MAX_SHIPPED_FILE = int(os.environ.get("NBOPS_RAY_MAX_FILE_MB", "50")) * 2**20
 
 _RETRYABLE = (
     "WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError", "OwnerDiedError",
     "ObjectFetchTimedOutError", "ObjectReconstructionFailedError", "RaySystemError", "OutOfMemoryError",
     "RpcError", "ObjectStoreFullError",
 )  # fmt: skip
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise MissingExtraError("--executor ray", "ray", "ray") from None
-    return ray
 
 
 class RayExecutor(Executor):
@@ -83,55 +64,28 @@ class RayExecutor(Executor):
         excludes: list[str] | None = None,
         **_: Any,
     ):
-        self._ray = ray = _import_ray()
+        self._ray = ray = import_ray()
         self.cwd = os.path.abspath(cwd)
         self.kernel_name = kernel_name
-        self.address = address or os.environ.get("RAY_ADDRESS") or "auto"
+        self.address = resolve_address(address)
         self.node_wait = float(os.environ.get("NBOPS_RAY_NODE_WAIT", "60") if node_wait is None else node_wait)
         self._lock = threading.Lock()
         self._running: dict[Any, str] = {}  # ObjectRef -> stage
         self._refs: dict[tuple, Any] = {}  # (path, size, mtime) -> ObjectRef of the file's bytes
         self._nodes: tuple[float, list[dict]] = (0.0, [])
         self._closed = False
-        self.runtime_env = _runtime_env(self.cwd, store, ship_nbops, excludes)
+        self.runtime_env = runtime_env(self.cwd, store, ship_nbops, excludes)
         self._owns_connection = not ray.is_initialized()
         self._task_env: dict | None = None
         if self._owns_connection:
-            _probe(self.address)
-            self._connect()
+            probe(self.address)
+            connect(ray, self.address, self.runtime_env, self.cwd)
         else:  # the user's session is already connected: ship the environment with each task
             self._task_env = self.runtime_env
         # Ray ends a GPU task's worker after one call (max_calls=1) to free the GPU
         # memory the worker holds. Here the stage's kernel, a child shut down after
         # the stage, holds it: the worker and its warm kernel may stay.
-        self._remote = ray.remote(max_calls=0)(_stage_on_worker)
-
-    def _connect(self) -> None:
-        ray = self._ray
-        kwargs: dict[str, Any] = dict(
-            runtime_env=self.runtime_env, namespace="nbops", logging_level=logging.WARNING, log_to_driver=False,
-        )
-        if self.address == "local":
-            kwargs["include_dashboard"] = False
-        else:
-            kwargs["address"] = self.address
-        try:
-            ray.init(**kwargs)
-        except ConnectionError as exc:
-            raise _no_cluster(self.address, str(exc)) from None
-        except Exception as exc:
-            if type(exc).__name__ == "AuthenticationError" or "token" in str(exc).lower():
-                raise UsageError(
-                    f"could not join the Ray cluster at {self.address!r}: {exc}",
-                    "use the cluster's auth token (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH, with RAY_AUTH_MODE=token)",
-                ) from None
-            if "runtime_env" in str(exc) or "working_dir" in str(exc) or type(exc).__name__ == "RuntimeEnvSetupError":
-                raise UsageError(
-                    f"could not send the notebook's folder {self.cwd} to the Ray cluster: {exc}",
-                    "make the folder smaller (Ray caps a working_dir at 500 MiB): move big data to shared storage, "
-                    "or lower NBOPS_RAY_MAX_FILE_MB so big files stay behind",
-                ) from None
-            raise
+        self._remote = ray.remote(max_calls=0)(stage_on_worker)
 
     # -- submit ----------------------------------------------------------------------------
     def submit(self, task: StageTask) -> Future:
@@ -238,18 +192,11 @@ class RayExecutor(Executor):
 
     def _infeasible(self, task: StageTask, fresh: bool = False) -> str | None:
         """Why no live node could ever hold ``task`` (its totals, not what is free now), or None."""
-        want = {"GPU": float(task.gpus or 0), "CPU": float(task.cpus or 0), "memory": float(task.memory or 0)}
         try:
             nodes = self._alive_nodes(fresh)
-        except Exception:
-            return None  # can't tell: let Ray decide
-        for node in nodes:
-            have = node.get("Resources", {})
-            if all(have.get(k, 0.0) >= v for k, v in want.items() if v):
-                return None
-        asked = ", ".join(f"{k}={v:g}" for k, v in want.items() if v) or "nothing"
-        largest = max((n.get("Resources", {}).get("GPU", 0.0) for n in nodes), default=0.0)
-        return f"it asks for {asked}; {len(nodes)} live node(s), at most {largest:g} GPU(s) on one"
+        except Exception:  # noqa: BLE001 - can't tell: let Ray decide
+            return None
+        return infeasible(nodes, task.gpus, task.cpus, task.memory or 0)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def cancel_all(self) -> None:
@@ -287,80 +234,6 @@ class RayExecutor(Executor):
         }
 
 
-# -- driver-side helpers -------------------------------------------------------------------
-
-
-def _no_cluster(address: str, why: str) -> UsageError:
-    return UsageError(
-        f"no Ray cluster to connect to at {address!r}: {why}".strip(),
-        "start one with 'ray start --head --num-gpus N' (then plain --executor ray finds it), or point nbops "
-        "at one: --address ray://HEAD:10001 or RAY_ADDRESS=HEAD:6379; '--address local' starts a "
-        "throwaway single-machine cluster",
-    )
-
-
-def _probe(address: str, timeout: float = 5) -> None:
-    """Fail in seconds, not minutes (Ray retries a dead address for long), when nothing listens there."""
-    original = address
-    if address == "local":
-        return
-    if address == "auto":  # the cluster `ray start` recorded on this machine, which may be long gone
-        try:
-            from ray._private.services import canonicalize_bootstrap_address_or_die
-        except ImportError:  # a Ray without it: let ray.init find out
-            return
-        try:
-            address = canonicalize_bootstrap_address_or_die("auto")
-        except ConnectionError as exc:
-            raise _no_cluster("auto", str(exc)) from None
-    target = address.removeprefix("ray://")
-    host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise _no_cluster(original, f"nothing answers at {target} ({exc.strerror or exc})") from None
-
-
-def _runtime_env(cwd: str, store: Any, ship_nbops: bool, excludes: list[str] | None) -> dict[str, Any]:
-    """What reaches the workers: the stages' working folder and the nbops package."""
-    skip = list(DEFAULT_EXCLUDES) + list(excludes or [])
-    root = getattr(store, "root", None)
-    if root is not None:
-        try:
-            skip.append("/" + Path(root).resolve().relative_to(Path(cwd).resolve()).as_posix() + "/")
-        except ValueError:
-            pass  # the store is elsewhere: nothing to leave out
-    big = _big_files(cwd)
-    if big:
-        log.warning("not sent to Ray workers (over %d MB): %s", MAX_SHIPPED_FILE >> 20, ", ".join(big[:10]))
-    env: dict[str, Any] = {"working_dir": cwd, "excludes": skip + ["/" + p for p in big]}
-    if ship_nbops:
-        import nbops
-
-        env["py_modules"] = [str(Path(nbops.__file__).parent)]
-    return env
-
-
-def _big_files(cwd: str, limit: int = 20000) -> list[str]:
-    pruned = {d.rstrip("/") for d in DEFAULT_EXCLUDES if d.endswith("/")}
-    found, seen = [], 0
-    for folder, dirs, files in os.walk(cwd):
-        dirs[:] = [d for d in dirs if d not in pruned]
-        for name in files:
-            seen += 1
-            path = os.path.join(folder, name)
-            try:
-                if os.path.getsize(path) > MAX_SHIPPED_FILE:
-                    found.append(os.path.relpath(path, cwd).replace(os.sep, "/"))
-            except OSError:
-                pass
-        if seen > limit:
-            break
-    return sorted(found)
-
-
 def _failed(task: StageTask, started: float, error: StageErrorInfo, worker: dict | None = None) -> StageOutcome:
     return StageOutcome(task.stage, "failed", started, time.time(), None, error, {"executor": "ray", **(worker or {})})
 
@@ -384,119 +257,3 @@ def _error_from_ray(task: StageTask, exc: BaseException) -> StageErrorInfo:
                               f"nbops failed on the Ray worker: {cause if cause is not None else short}", traceback=str(exc))
     # Anything else (a dropped Ray Client connection...) may well pass on a second try.
     return StageErrorInfo(name, short, traceback=str(exc), retryable=isinstance(exc, ConnectionError))
-
-
-# -- worker side ---------------------------------------------------------------------------
-
-
-def _stage_on_worker(task: StageTask, notebook: bytes, input_names: list[str], *inputs: bytes) -> tuple[StageOutcome, bytes | None]:
-    """The Ray task: rebuild the stage's inputs here, run it, send its outputs back."""
-    import shutil
-
-    import ray
-
-    from nbops.execute.stage_runner import run_stage
-    from nbops.spec import ARTIFACT_PARAM
-
-    task_started = time.time()
-    root = Path(tempfile.mkdtemp(prefix=f"nbops-{task.stage}-"))
-    try:
-        artifacts = root / "artifacts"
-        for rel, data in zip(input_names, inputs):
-            _write_inside(artifacts, rel, data)
-        (artifacts / task.stage).mkdir(parents=True, exist_ok=True)
-        stage_nb = root / "stage.ipynb"
-        stage_nb.write_bytes(notebook)
-        executed_nb = root / "executed.ipynb"
-        here = os.getcwd()  # the shipped working_dir
-        local = dataclasses.replace(
-            task, notebook=str(stage_nb), output_notebook=str(executed_nb), artifact_dir=str(artifacts), cwd=here,
-            parameters={**task.parameters, ARTIFACT_PARAM: str(artifacts)},
-        )
-        gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-        outcome = run_stage(local, _warm_kernel(task.kernel_name, here), gpu_ids)
-        ctx = ray.get_runtime_context()
-        outcome.worker.update({
-            "node_id": ctx.get_node_id(),
-            "node_ip": ray.util.get_node_ip_address(),
-            "hostname": socket.gethostname(),
-            "ray_gpu_ids": gpu_ids,
-            "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-            "task_id": ctx.get_task_id(),
-            "task_started": task_started,
-            "stage_started_s": round(outcome.started_at - task_started, 3),
-        })
-        # Paths on this worker mean nothing to the driver: say them in the driver's terms.
-        renames = {str(artifacts): task.artifact_dir, str(stage_nb): task.notebook, str(executed_nb): task.output_notebook, here: task.cwd}
-        outcome.output_files = _collect(artifacts / task.stage, renames)
-        executed = _rename_paths(executed_nb.read_bytes(), renames) if executed_nb.exists() else None
-        outcome.executed_notebook = None
-        if outcome.error is not None:
-            outcome.error.traceback = _rename_text(outcome.error.traceback, renames)
-        return outcome, executed
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-_POOLS: dict[tuple[str, str], Any] = {}  # per Ray worker process: (kernel, cwd) -> KernelPool of one
-
-
-def _warm_kernel(kernel_name: str, cwd: str) -> Any:
-    """A kernel started (and warmed up) while the previous stage ran here, or None for a fresh one.
-
-    Ray keeps a worker process for the next task of the same job, so as on the
-    local executor a stage need not wait for a kernel. A pool's spare kernel
-    exits by itself when the worker does (ipykernel watches its parent).
-    """
-    if os.environ.get("NBOPS_RAY_WARM_KERNELS", "1") == "0":
-        return None
-    from nbops.execute.kernels import KernelPool
-
-    key = (kernel_name, cwd)
-    try:
-        pool = _POOLS.get(key)
-        if pool is None:
-            import atexit
-
-            pool = _POOLS[key] = KernelPool(kernel_name, cwd, size=1)
-            atexit.register(pool.close)
-        return pool.take(timeout=120)
-    except Exception:
-        _POOLS.pop(key, None)
-        return None  # run_stage starts a fresh kernel and reports what goes wrong there
-
-
-def _write_inside(folder: Path, rel: str, data: bytes) -> None:
-    target = (folder / rel).resolve()
-    if not str(target).startswith(str(folder.resolve()) + os.sep):
-        raise ValueError(f"input path {rel!r} leaves the artifact folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-
-
-def _collect(folder: Path, renames: dict[str, str]) -> dict[str, bytes]:
-    """Every file of the stage's output folder ({relative path: bytes}); records get driver paths."""
-    files = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            rel = path.relative_to(folder).as_posix()
-            data = path.read_bytes()
-            files[rel] = _rename_paths(data, renames, as_json=True) if rel.endswith(".jsonl") else data
-    return files
-
-
-def _rename_paths(data: bytes, renames: dict[str, str], as_json: bool = True) -> bytes:
-    """Replace worker paths by the driver's inside JSON text (longest first, JSON-escaped)."""
-    for old, new in sorted(renames.items(), key=lambda kv: -len(kv[0])):
-        if old and old != new:
-            data = data.replace(json.dumps(old)[1:-1].encode(), json.dumps(new)[1:-1].encode())
-    return data
-
-
-def _rename_text(text: str | None, renames: dict[str, str]) -> str | None:
-    if not text:
-        return text
-    for old, new in sorted(renames.items(), key=lambda kv: -len(kv[0])):
-        if old and old != new:
-            text = text.replace(old, new)
-    return text

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nbops.status import COLOUR, ICON
 from nbops.text import cell_ref, format_number
@@ -310,7 +311,7 @@ class RunProgressView(_View):
     _HEADERS = ["stage", "status", "time", "detail"]
 
     def __init__(self, notebook: str, stages: list[str], notices: list[str] | None = None,
-                 on_change: Callable[["RunProgressView"], None] | None = None):  # fmt: skip
+                 on_change: Callable[[RunProgressView], None] | None = None):  # fmt: skip
         self.data = {"notebook": notebook, "run_id": None, "status": "starting",
                      "stages": {name: {"status": "pending", "detail": "", "seconds": None} for name in stages}}  # fmt: skip
         self.notices = notices or []

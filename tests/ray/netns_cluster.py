@@ -27,6 +27,10 @@ from pathlib import Path
 __all__ = ["NetnsRayCluster", "unavailable"]
 
 HEAD_PORT = 6380
+# `ray start` on a loaded machine (2 cores shared by many processes) can miss Ray's
+# own deadlines ("RPC error: Deadline Exceeded"): give it longer, and try again.
+START_ATTEMPTS = 3
+START_TIMEOUT_S = 240
 
 
 def unavailable() -> str | None:
@@ -70,6 +74,11 @@ class NetnsRayCluster:
             "RAY_health_check_period_ms": "1000",
             "RAY_health_check_failure_threshold": "3",
             "RAY_health_check_timeout_ms": "1000",
+            # Ray's start-up waits, raised from 30-60 s: a busy machine starts the GCS slowly.
+            "RAY_gcs_server_port_wait_time_s": "180",
+            "RAY_gcs_server_request_timeout_seconds": "180",
+            "RAY_gcs_rpc_server_reconnect_timeout_s": "180",
+            "RAY_raylet_start_wait_time_s": "180",
         }
         self.holder: subprocess.Popen | None = None
         self.worker_pids: list[int] = []
@@ -92,7 +101,7 @@ class NetnsRayCluster:
         return subprocess.Popen(self.ns(*cmd), env={**self.env, **(env or {})}, cwd=cwd, **kw)
 
     # -- lifecycle -----------------------------------------------------------------------
-    def start(self) -> "NetnsRayCluster":
+    def start(self) -> NetnsRayCluster:
         self.holder = subprocess.Popen(["unshare", "-n", "sleep", "infinity"], start_new_session=True,
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
@@ -122,8 +131,21 @@ class NetnsRayCluster:
         return args
 
     def _start_head(self) -> None:
-        self.run(_ray_bin(), "start", "--head", f"--port={HEAD_PORT}", "--node-ip-address=127.0.0.1",
-                 f"--temp-dir={self.tmp}/r", "--include-dashboard=false", *self._node_args(0, self.head_memory))
+        self._ray_start("head", "--head", f"--port={HEAD_PORT}", "--node-ip-address=127.0.0.1",
+                        f"--temp-dir={self.tmp}/r", "--include-dashboard=false", *self._node_args(0, self.head_memory))
+
+    def _ray_start(self, what: str, *args: str) -> None:
+        """``ray start ARGS``, retried: a failed attempt's processes are killed before the next one."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            before = set(self._ns_pids())
+            try:
+                self.run(_ray_bin(), "start", *args, timeout=START_TIMEOUT_S)
+                return
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                if attempt == START_ATTEMPTS:
+                    raise RuntimeError(f"ray start ({what}) failed {START_ATTEMPTS} times; last: {exc}") from None
+                _kill_all([p for p in self._ns_pids() if p not in before])
+                time.sleep(5 * attempt)  # let the machine breathe before the next try
 
     def add_worker(self) -> int:
         """Start one more worker node; returns the pid of its raylet."""
@@ -132,7 +154,7 @@ class NetnsRayCluster:
         before = self._raylets()
         # Several nodes on one address: the agents' fixed default ports must differ.
         base = 52000 + 100 * index
-        self.run(_ray_bin(), "start", f"--address=127.0.0.1:{HEAD_PORT}", "--node-ip-address=127.0.0.1",
+        self._ray_start(f"worker {index}", f"--address=127.0.0.1:{HEAD_PORT}", "--node-ip-address=127.0.0.1",
                  f"--dashboard-agent-listen-port={base + 1}", f"--dashboard-agent-grpc-port={base + 2}",
                  f"--runtime-env-agent-port={base + 3}", f"--metrics-export-port={base + 4}",
                  *self._node_args(index, self.worker_memory))
@@ -160,7 +182,7 @@ class NetnsRayCluster:
                 found.append(int(pid))
         return found
 
-    def wait_nodes(self, n: int, timeout: float = 60) -> None:
+    def wait_nodes(self, n: int, timeout: float = 180) -> None:
         code = (
             "import ray, time, sys\n"
             "ray.init(logging_level='ERROR')\n"
@@ -185,16 +207,9 @@ class NetnsRayCluster:
     def stop(self) -> None:
         if self.holder is None:
             return
-        try:
-            self.run(_ray_bin(), "stop", "--force", timeout=60, check=False)
-        except subprocess.TimeoutExpired:
-            pass
-        # Anything left in the namespace (a stray kernel, a killed node's agent) goes too.
-        for pid in self._ns_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # Every process of this cluster lives in the namespace: stop those (not `ray stop`, which
+        # stops every Ray process of the machine, other users' clusters included).
+        _kill_all(self._ns_pids())
         self.holder.kill()
         self.holder.wait()
         self.holder = None
@@ -212,11 +227,24 @@ class NetnsRayCluster:
                     pass
         return out
 
-    def __enter__(self) -> "NetnsRayCluster":
+    def __enter__(self) -> NetnsRayCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _kill_all(pids: list[int], grace: float = 5) -> None:
+    """SIGTERM, then SIGKILL what is still there after ``grace`` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + grace
+        while sig == signal.SIGTERM and any(_alive(p) for p in pids) and time.time() < deadline:
+            time.sleep(0.1)
 
 
 def _alive(pid: int) -> bool:
