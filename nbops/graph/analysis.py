@@ -23,6 +23,8 @@ import ast
 import builtins
 from dataclasses import dataclass, field
 
+from nbops.notebook.magic_line import PIPELINE_MAGICS, cell_magic, strip_pipeline_magic
+
 __all__ = ["CellAnalysis", "analyze_source", "strip_pipeline_magic", "CellSyntaxError", "BUILTIN_NAMES"]
 
 BUILTIN_NAMES = frozenset(dir(builtins)) | {
@@ -43,8 +45,7 @@ MUTATING_FUNCTIONS = frozenset({"shuffle", "heappush", "heappop", "heapify", "se
 # Bare calls that only show something.
 DISPLAY_FUNCTIONS = frozenset({"print", "display", "len", "repr", "type", "help", "dir", "vars"})
 # Cell magics whose body is Python.
-PYTHON_BODY_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "stage", "setup", "skip"})
-PIPELINE_MAGICS = frozenset({"stage", "setup", "skip"})
+PYTHON_BODY_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", *PIPELINE_MAGICS})
 
 
 class CellSyntaxError(Exception):
@@ -64,28 +65,13 @@ class CellAnalysis:
     opaque: bool = False  # a non-Python cell magic: nothing known
 
 
-def strip_pipeline_magic(source: str) -> str:
-    """The cell without a leading ``%%stage``/``%%setup``/``%%skip`` line."""
-    lines = source.split("\n")
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        head = line.strip()
-        if head.startswith("%%") and head[2:].split(None, 1)[:1] and head[2:].split(None, 1)[0] in PIPELINE_MAGICS:
-            return "\n".join(lines[:i] + lines[i + 1 :]).lstrip("\n")
-        return source
-    return source
-
-
 def _to_python(source: str) -> str | None:
     """Source as plain Python, or None for an opaque cell magic."""
-    stripped = source.lstrip()
-    if stripped.startswith("%%"):
-        first, _, body = stripped.partition("\n")
-        name = first[2:].split(None, 1)[0] if len(first) > 2 else ""
-        if name not in PYTHON_BODY_MAGICS:
+    magic = cell_magic(source)
+    if magic is not None:
+        if magic.name not in PYTHON_BODY_MAGICS:
             return None
-        source = body
+        source = magic.body
     try:
         ast.parse(source)
         return source

@@ -15,6 +15,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 
+from nbops.notebook.magic_line import pipeline_magic
 from nbops.notebook.tags import STAGE_USAGE, TagError, parse_stage_magic
 
 __all__ = ["StageMagics", "CellLog", "run_body", "normalized_source"]
@@ -28,10 +29,15 @@ def normalized_source(source: str) -> str:
     return "\n".join(lines).strip()
 
 
-def _stage_of(normalized: str) -> str | None:
-    first = normalized.split("\n", 1)[0]
-    words = first.split()
-    return words[1] if len(words) > 1 and words[0] == "%%stage" else None
+def _stage_of(source: str) -> str | None:
+    """The stage a saved cell's ``%%stage`` line names; None when it has none the converter would accept."""
+    magic = pipeline_magic(source)
+    if magic is None or magic.name != "stage":
+        return None
+    try:
+        return parse_stage_magic(magic.line).stage
+    except TagError:
+        return None
 
 
 @dataclass

@@ -14,16 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbops.errors import CellIssue, NotebookError
+from nbops.text import first_line  # re-exported: nbops.notebook.first_line
 
 __all__ = ["Cell", "Notebook", "read_notebook", "notebook_from_dict", "first_line"]
-
-
-def first_line(source: str, width: int = 60) -> str:
-    for line in source.splitlines():
-        if line.strip():
-            line = line.strip()
-            return line if len(line) <= width else line[: width - 1] + "…"
-    return ""
 
 
 @dataclass(frozen=True)

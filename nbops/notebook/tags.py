@@ -1,8 +1,18 @@
 """The tag vocabulary: what a cell's tags (or its ``%%stage`` line) mean.
 
 One function, ``read_cell_tags``, turns a cell into a ``CellTags``; Kale's
-tags are aliases, so Kale notebooks need no edits. Nothing here looks at
-other cells: stage membership and validation happen in ``nbops.graph``.
+tags are aliases, read the way Kale reads them, so Kale notebooks need no
+edits:
+- a role tag (``skip``, ``imports``/``functions``/``setup``,
+  ``pipeline-parameters``/``parameters``) wins over the stage, ``prev:``,
+  resource, annotation and label tags of the same cell, which are dropped
+  with a warning;
+- ``block:``/``step:`` with no name is no stage tag: the cell continues the
+  stage above (Kale's extension writes such tags);
+- ``annotation:KEY:VALUE`` and ``label:KEY:VALUE`` (Kubernetes pod metadata)
+  are kept per stage.
+Nothing here looks at other cells: stage membership and validation happen in
+``nbops.graph``.
 """
 
 from __future__ import annotations
@@ -12,20 +22,27 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from nbops.notebook.magic_line import PIPELINE_MAGICS, pipeline_magic
+
 __all__ = [
     "CellTags",
     "TagError",
+    "TagNote",
     "read_cell_tags",
     "parse_stage_magic",
     "parse_memory",
     "STAGE_NAME_RE",
     "RESOURCE_KEYS",
+    "PIPELINE_MAGICS",
 ]
 
 STAGE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESOURCE_KEYS = ("gpus", "cpus", "memory", "timeout", "retries")
-# Cell magics that only describe the pipeline; stripped from generated notebooks.
-PIPELINE_MAGICS = ("stage", "setup", "skip")
+# Kale's pod metadata tags: annotation:KEY:VALUE, label:KEY:VALUE (KEY as Kubernetes allows).
+_K8S_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(/[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?)?$")
+_METADATA_PREFIXES = ("annotation:", "label:")
+# Roles that win over every other tag of their cell (Kale's special tags).
+_WINNING_ROLES = ("parameters", "setup", "skip")
 
 _ROLE_ALIASES = {
     "parameters": "parameters",
@@ -38,6 +55,7 @@ _ROLE_ALIASES = {
     "pipeline-metrics": "metrics",
 }
 _STAGE_PREFIXES = ("stage:", "step:", "block:")
+_KALE_STAGE_PREFIXES = ("step:", "block:")
 _AFTER_PREFIXES = ("after:", "prev:")
 _KALE_GPU = "limit:nvidia.com/gpu:"
 
@@ -50,6 +68,15 @@ class TagError(ValueError):
         self.fix = fix
 
 
+@dataclass(frozen=True)
+class TagNote:
+    """A tag read the way Kale reads it rather than as written; the graph shows it as a warning."""
+
+    message: str
+    fix: str
+    code: str
+
+
 @dataclass
 class CellTags:
     role: str | None = None  # parameters | setup | skip | metrics | None
@@ -57,8 +84,11 @@ class CellTags:
     after: list[str] = field(default_factory=list)
     resources: dict[str, object] = field(default_factory=dict)
     cache: bool | None = None  # False when cache:off
+    annotations: dict[str, str] = field(default_factory=dict)  # Kale's annotation:KEY:VALUE
+    labels: dict[str, str] = field(default_factory=dict)  # Kale's label:KEY:VALUE
     magic: str | None = None  # "stage" | "setup" | "skip" when the cell starts with one
     unknown: list[str] = field(default_factory=list)
+    notes: list[TagNote] = field(default_factory=list)  # read, but not as written: warnings
 
 
 def parse_memory(text: str) -> int:
@@ -105,6 +135,12 @@ def read_cell_tags(tags: list[str], source: str = "") -> CellTags:
         tag = raw.strip()
         if tag in _ROLE_ALIASES:
             _set_role(out, _ROLE_ALIASES[tag], tag)
+        elif tag.startswith(_KALE_STAGE_PREFIXES) and tag.endswith(":"):
+            out.notes.append(TagNote(
+                f"the tag {tag!r} names no stage: the cell continues the stage above (as in Kale)",
+                f"remove the empty {tag!r} tag, or name the stage",
+                "empty-stage-tag",
+            ))  # fmt: skip
         elif tag.startswith(_STAGE_PREFIXES):
             name = _stage_name(tag.split(":", 1)[1], tag)
             if out.stage and out.stage != name:
@@ -113,7 +149,10 @@ def read_cell_tags(tags: list[str], source: str = "") -> CellTags:
         elif tag.startswith(_AFTER_PREFIXES):
             out.after.append(_stage_name(tag.split(":", 1)[1], tag))
         elif tag.startswith(_KALE_GPU):
-            _set_resource(out, "gpus", _resource("gpus", tag[len(_KALE_GPU):]))
+            _set_resource(out, "gpus", _resource("gpus", tag[len(_KALE_GPU) :]))
+        elif tag.startswith(_METADATA_PREFIXES):
+            kind, key, value = _pod_metadata(tag)
+            getattr(out, kind)[key] = value
         elif tag == "cache:off":
             out.cache = False
         elif ":" in tag and tag.split(":", 1)[0] in RESOURCE_KEYS:
@@ -123,16 +162,46 @@ def read_cell_tags(tags: list[str], source: str = "") -> CellTags:
             out.unknown.append(tag)  # other tools' tags: kept, ignored
     if out.role is None and out.stage is None and _only_loads_nbops(source):
         out.role = "skip"  # `%load_ext nbops` is how magics users start: never a stage of its own
-    first = source.lstrip("\n").split("\n", 1)[0].strip()
-    if first.startswith("%%"):
-        name = first[2:].split(None, 1)[0] if len(first) > 2 else ""
-        if name in PIPELINE_MAGICS:
-            out.magic = name
-            if name == "stage":
-                _merge(out, parse_stage_magic(first))
-            else:
-                _set_role(out, name, first)
+    magic = pipeline_magic(source)
+    if magic is not None:
+        out.magic = magic.name
+        if magic.name == "stage":
+            _merge(out, parse_stage_magic(magic.line))
+        else:
+            _set_role(out, magic.name, magic.line)
+    _role_wins(out)
     return out
+
+
+def _pod_metadata(tag: str) -> tuple[str, str, str]:
+    """'annotation:KEY:VALUE' -> ("annotations", KEY, VALUE); the value may hold colons."""
+    kind, _, rest = tag.partition(":")
+    key, sep, value = rest.partition(":")
+    if not sep or not _K8S_KEY.match(key):
+        raise TagError(
+            f"{tag!r} is not a {kind} tag Kale reads",
+            f"write it as {kind}:KEY:VALUE, KEY like example.com/owner (letters, digits, - _ . and one /)",
+        )
+    return f"{kind}s", key, value
+
+
+def _role_wins(out: CellTags) -> None:
+    """Kale: skip, imports, functions and pipeline-parameters win over the rest of the cell's tags."""
+    if out.role not in _WINNING_ROLES:
+        return
+    dropped = [name for name, present in (
+        ("stage", out.stage), ("after", out.after), ("resource", out.resources),
+        ("annotation", out.annotations), ("label", out.labels), ("cache", out.cache is not None),
+    ) if present]  # fmt: skip
+    if not dropped:
+        return
+    out.notes.append(TagNote(
+        f"a {out.role} cell ignores its {', '.join(dropped)} tags (the {out.role} tag wins, as in Kale)",
+        f"move those tags to a cell of the stage, or remove the {out.role} tag",
+        "ignored-tags",
+    ))  # fmt: skip
+    out.stage, out.after, out.resources, out.cache = None, [], {}, None
+    out.annotations, out.labels = {}, {}
 
 
 def _only_loads_nbops(source: str) -> bool:
@@ -157,10 +226,7 @@ class _MagicParser(argparse.ArgumentParser):
         raise TagError(f"%%stage: {message}", STAGE_USAGE)
 
 
-STAGE_USAGE = (
-    "%%stage NAME [--after A [B ...]] [--gpus N] [--cpus N] [--memory SIZE] "
-    "[--timeout SECONDS] [--retries N] [--no-cache]"
-)
+STAGE_USAGE = "%%stage NAME [--after A [B ...]] [--gpus N] [--cpus N] [--memory SIZE] [--timeout SECONDS] [--retries N] [--no-cache]"
 
 
 def _magic_parser() -> argparse.ArgumentParser:
@@ -174,10 +240,9 @@ def _magic_parser() -> argparse.ArgumentParser:
 
 
 def parse_stage_magic(line: str) -> CellTags:
-    """Parse a ``%%stage NAME --after A --gpus 1`` line into tags."""
-    body = line.strip()
-    if body.startswith("%%stage"):
-        body = body[len("%%stage"):]
+    """Parse a ``%%stage NAME --after A --gpus 1`` line (or just its arguments) into tags."""
+    magic = pipeline_magic(line)
+    body = magic.args if magic is not None and magic.name == "stage" else line.strip()
     try:
         argv = shlex.split(body)
     except ValueError as exc:

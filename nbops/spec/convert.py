@@ -19,7 +19,8 @@ import json
 import os
 from pathlib import Path
 
-from nbops.graph import StageGraph, strip_pipeline_magic
+from nbops.graph import StageGraph
+from nbops.notebook import strip_pipeline_magic
 from nbops.spec.pipeline import ParamSpec, PipelineSpec, StageSpec, write_atomic
 
 __all__ = ["convert", "ARTIFACT_PARAM", "render_stage_notebook"]
@@ -141,6 +142,8 @@ def convert(graph: StageGraph, out_dir: str | os.PathLike, source_path: str | os
                 metrics=stage.metrics,
                 code_sha256=_code_hash(doc),
                 source_cells=[i for i in stage.cells if graph.notebook.cells[i].cell_type == "code"],
+                annotations=dict(sorted(stage.annotations.items())),
+                labels=dict(sorted(stage.labels.items())),
             )
         )
     # Stage notebooks of stages that no longer exist would mislead: remove them.

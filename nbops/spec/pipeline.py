@@ -36,6 +36,9 @@ class StageSpec:
     metrics: list[str]
     code_sha256: str
     source_cells: list[int] = field(default_factory=list)
+    # Kale's pod metadata (annotation:KEY:VALUE, label:KEY:VALUE), kept for exports to Kubeflow.
+    annotations: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
