@@ -1,0 +1,238 @@
+"""Fingerprints of what a stage read, and what changed since (the cache's data and code part).
+
+The stage kernel records the files, folders, remote objects, local modules and
+packages it used (``nbops.runtime.reads``). After the stage the driver turns
+those records into deps with ``deps_from_records`` and keeps them with the
+stage's cache record; before reusing that record it asks ``changed_deps``, which
+re-checks each dep now. A file's sha256 is remembered by (path, size, mtime,
+inode) in ``HashMemo``, so an unchanged tree of 10,000 files costs 10,000
+``stat`` calls and one SQLite query.
+
+A remote source that cannot be re-checked now (no network, no credentials,
+no version field) counts as changed: reusing a result silently when we cannot
+tell is the one wrong answer. The detail says so. ``unseen`` sources (a SQL
+query, an HTTP call) never invalidate; the run reports them instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from nbops.runtime.files import sha256_file
+from nbops.runtime.reads import remote_fingerprint
+
+__all__ = ["HashMemo", "deps_from_records", "changed_deps", "installed_packages", "INPUT", "CODE", "ENV"]
+
+INPUT, CODE, ENV = "input", "code", "env"
+# A file modified this recently may change again within the same mtime tick
+# ("racily clean", as git calls it): hash it, but do not remember the hash.
+_RACY_SECONDS = 2.0
+
+
+class HashMemo:
+    """sha256 of files, remembered by (abspath, size, mtime_ns, inode) in SQLite."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS hashes (abspath TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
+                " inode INTEGER, sha256 TEXT NOT NULL)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def sha256(self, abspath: str) -> str | None:
+        return self.sha256_many([abspath])[abspath]
+
+    def sha256_many(self, abspaths: Iterable[str]) -> dict[str, str | None]:
+        """abspath -> sha256 (None when the file does not exist now)."""
+        stats: dict[str, os.stat_result] = {}
+        result: dict[str, str | None] = {}
+        for p in dict.fromkeys(abspaths):
+            try:
+                st = os.stat(p)
+            except (FileNotFoundError, NotADirectoryError):
+                result[p] = None
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                result[p] = None
+                continue
+            stats[p] = st
+        if not stats:
+            return result
+        with self._lock, self._connect() as db:
+            rows = db.execute(
+                "SELECT abspath, size, mtime_ns, inode, sha256 FROM hashes WHERE abspath IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(stats)),),
+            ).fetchall()
+            known = {r[0]: r[1:] for r in rows}
+            fresh = []
+            now = time.time_ns()
+            for p, st in stats.items():
+                row = known.get(p)
+                if row is not None and row[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+                    result[p] = row[3]
+                    continue
+                result[p] = sha256_file(p)
+                if now - st.st_mtime_ns > _RACY_SECONDS * 1e9:
+                    fresh.append((p, st.st_size, st.st_mtime_ns, st.st_ino, result[p]))
+            if fresh:
+                db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)", fresh)
+        return result
+
+
+def deps_from_records(records: list[dict], cwd: str, memo: HashMemo) -> list[dict]:
+    """The kernel's ``reads`` records as deps with fingerprints, one per ``key``, sorted."""
+    files = [r["abspath"] for r in records if r.get("kind") in ("file", "module")]
+    dirs = [r["abspath"] for r in records if r.get("kind") == "dir"]
+    listings = {d: _listing(d) for d in dict.fromkeys(dirs)}
+    hashes = memo.sha256_many(files + [f for names in listings.values() for f in _listed_files(names)])
+    deps: dict[str, dict] = {}
+    for r in records:
+        kind = r.get("kind")
+        if kind == "file":
+            p = r["abspath"]
+            deps[f"file:{p}"] = {"kind": "file", "key": f"file:{p}", "path": _shown(p, cwd), "abspath": p,
+                                 "size": _size(p), "sha256": hashes[p]}
+        elif kind == "dir":
+            p = r["abspath"]
+            count, digest = _listing_digest(listings[p], hashes)
+            deps[f"dir:{p}"] = {"kind": "dir", "key": f"dir:{p}", "path": _shown(p, cwd), "abspath": p,
+                                "count": count, "listing_sha256": digest}
+        elif kind == "module":
+            p = r["abspath"]
+            deps[f"module:{r['name']}"] = {"kind": "module", "key": f"module:{r['name']}", "name": r["name"],
+                                           "path": _shown(p, cwd), "abspath": p, "sha256": hashes[p]}
+        elif kind == "remote":
+            found = {k: r[k] for k in r if k not in ("kind", "url", "error")}
+            fingerprint = found or remote_fingerprint(r["url"])[0]
+            deps[f"remote:{r['url']}"] = {"kind": "remote", "key": f"remote:{r['url']}", "url": r["url"],
+                                          "fingerprint": fingerprint}
+        elif kind == "unseen":
+            deps[f"unseen:{r['what']}"] = {"kind": "unseen", "key": f"unseen:{r['what']}", "what": r["what"]}
+        elif kind == "packages":
+            for name, version in r.get("versions", {}).items():
+                deps[f"package:{_normal(name)}"] = {"kind": "package", "key": f"package:{_normal(name)}",
+                                                    "name": name, "version": version}
+    return [deps[k] for k in sorted(deps)]
+
+
+def changed_deps(deps: list[dict], cwd: str, memo: HashMemo, current_packages: Mapping[str, str]) -> list[dict]:
+    """What differs now from the recorded ``deps``: ``[{"kind", "detail"}]``; empty = still valid.
+
+    ``cwd`` is kept for callers that stored relative paths; the deps carry absolute ones.
+    """
+    listings = {d["abspath"]: _listing(d["abspath"]) for d in deps if d["kind"] == "dir"}
+    files = [d["abspath"] for d in deps if d["kind"] in ("file", "module")]
+    hashes = memo.sha256_many(files + [f for names in listings.values() for f in _listed_files(names)])
+    packages = {_normal(name): version for name, version in current_packages.items()}
+    changes = []
+    for d in deps:
+        kind = d["kind"]
+        if kind == "file":
+            detail = _file_change(d["path"], d["sha256"], hashes[d["abspath"]])
+            if detail:
+                changes.append({"kind": INPUT, "detail": detail})
+        elif kind == "dir":
+            count, digest = _listing_digest(listings[d["abspath"]], hashes)
+            if digest != d["listing_sha256"]:
+                what = "was deleted" if digest is None else ("appeared" if d["listing_sha256"] is None else
+                                                             f"changed ({d['count']} → {count} entries)")
+                changes.append({"kind": INPUT, "detail": f"folder {d['path']} {what}"})
+        elif kind == "module":
+            now = hashes[d["abspath"]]
+            if now != d["sha256"]:
+                what = "was deleted" if now is None else "changed"
+                changes.append({"kind": CODE, "detail": f"module {d['name']} ({d['path']}) {what}"})
+        elif kind == "remote":
+            now, error = remote_fingerprint(d["url"])
+            if now is None:
+                changes.append({"kind": INPUT, "detail": f"{d['url']} cannot be re-checked ({error}); running again to be safe"})
+            elif now != d["fingerprint"]:
+                changes.append({"kind": INPUT, "detail": f"{d['url']} changed ({_short_fp(d['fingerprint'])} → {_short_fp(now)})"})
+        elif kind == "package":
+            now = packages.get(_normal(d["name"]))
+            if now is None:
+                changes.append({"kind": ENV, "detail": f"{d['name']} {d['version']} is no longer installed"})
+            elif now != d["version"]:
+                changes.append({"kind": ENV, "detail": f"{d['name']} {d['version']} → {now}"})
+    return changes
+
+
+def installed_packages() -> dict[str, str]:
+    """Distribution -> version of this interpreter (pass the kernel's when it differs)."""
+    from importlib import metadata
+
+    return {d.metadata["Name"]: d.version for d in metadata.distributions() if d.metadata["Name"]}
+
+
+def _file_change(shown: str, before: str | None, now: str | None) -> str | None:
+    if before == now:
+        return None
+    if now is None:
+        return f"{shown} was deleted"
+    if before is None:
+        return f"{shown} appeared"
+    return f"{shown} changed (sha256 {before[:8]} → {now[:8]})"
+
+
+Listing = list[tuple[str, str | None]]  # (name, abspath of a file | None for a folder)
+
+
+def _listing(folder: str) -> Listing | None:
+    """A folder's entries, sorted by name; None when the folder is gone."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted((e.name, e.path if e.is_file() else None) for e in it)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _listed_files(listing: Listing | None) -> list[str]:
+    return [] if listing is None else [path for _, path in listing if path is not None]
+
+
+def _listing_digest(listing: Listing | None, hashes: Mapping[str, str | None]) -> tuple[int, str | None]:
+    """Names and each file's content hash: a new or edited file in the folder changes it."""
+    if listing is None:
+        return 0, None
+    h = hashlib.sha256()
+    for name, path in listing:
+        h.update(f"{name}\t{'<dir>' if path is None else hashes.get(path)}\n".encode())
+    return len(listing), h.hexdigest()
+
+
+def _shown(abspath: str, cwd: str) -> str:
+    rel = os.path.relpath(abspath, cwd)
+    return abspath if rel.startswith("..") else rel
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
+def _short_fp(fp: Mapping[str, str] | None) -> str:
+    if not fp:
+        return "none"
+    key = next((k for k in ("ETag", "etag", "VersionId", "version_id", "generation") if k in fp), next(iter(fp)))
+    return f"{key} {str(fp[key])[:12]}"
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
