@@ -13,8 +13,8 @@ import { MainAreaWidget } from '@jupyterlab/apputils';
 
 import { PipelinePanel } from './panel';
 import { getStageNotebook } from './request';
-import { isValidStageName } from './tags';
-import { CommandIDs } from './tokens';
+import { stageNameProblem } from './tags';
+import { CommandIDs, IPipelinePanel } from './tokens';
 import { createExecutedNotebookView, executedNotebookId } from './viewer';
 
 const pipelineIcon = new LabIcon({
@@ -27,10 +27,11 @@ const pipelineIcon = new LabIcon({
     '<path d="M7.4 4.5h1.2v2.9h3.6v4.1H11V8.6H5v2.9H3.8V7.4h3.6z"/></g></svg>'
 });
 
-const pipelinePlugin: JupyterFrontEndPlugin<void> = {
+const pipelinePlugin: JupyterFrontEndPlugin<IPipelinePanel> = {
   id: 'nbops:pipeline',
   description: 'The Pipeline side panel: stages, DAG and runs of the active notebook.',
   autoStart: true,
+  provides: IPipelinePanel,
   requires: [INotebookTracker, IRenderMimeRegistry, IEditorServices],
   optional: [ICommandPalette, ILayoutRestorer],
   activate: (
@@ -40,7 +41,7 @@ const pipelinePlugin: JupyterFrontEndPlugin<void> = {
     editorServices: IEditorServices,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null
-  ) => {
+  ): IPipelinePanel => {
     const executed = new WidgetTracker<MainAreaWidget>({ namespace: 'nbops-executed' });
 
     const openExecuted = async (runId: string, stage: string, notebookPath: string) => {
@@ -94,8 +95,9 @@ const pipelinePlugin: JupyterFrontEndPlugin<void> = {
           }
           name = answer.value.trim();
         }
-        if (!isValidStageName(name)) {
-          throw new Error(`"${name}" is not a valid stage name: use letters, digits and _, not starting with a digit`);
+        const problem = stageNameProblem(name);
+        if (problem) {
+          throw new Error(problem);
         }
         panel.assignStage(name);
       }
@@ -117,11 +119,18 @@ const pipelinePlugin: JupyterFrontEndPlugin<void> = {
       }
     });
     if (palette) {
-      for (const command of [CommandIDs.assignStage, CommandIDs.runPipeline, CommandIDs.showRuns, CommandIDs.openPanel]) {
+      for (const command of [
+        CommandIDs.assignStage,
+        CommandIDs.runPipeline,
+        CommandIDs.showRuns,
+        CommandIDs.openPanel
+      ]) {
         palette.addItem({ command, category: 'nbops' });
       }
     }
+    return panel;
   }
 };
 
 export default [pipelinePlugin];
+export { IPipelinePanel };

@@ -5,7 +5,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IErrorBody, IGraph, IRun, IRunSummary } from './tokens';
+import { IErrorBody, IGraph, IPlan, IRun, IRunSummary } from './tokens';
 
 export class NbopsRequestError extends Error {
   constructor(
@@ -27,7 +27,11 @@ async function request<T>(endpoint: string, init: RequestInit = {}, query: Recor
   try {
     response = await ServerConnection.makeRequest(url, init, settings);
   } catch (error) {
-    throw new NbopsRequestError(0, `the Jupyter server cannot be reached: ${error}`, 'check that the server is running');
+    throw new NbopsRequestError(
+      0,
+      `the Jupyter server cannot be reached: ${error}`,
+      'check that the server is running'
+    );
   }
   const text = await response.text();
   let body: unknown = null;
@@ -82,4 +86,9 @@ export function getRun(runId: string, path: string): Promise<IRun> {
 /** The executed notebook (nbformat JSON) of one stage of a run. */
 export function getStageNotebook(runId: string, stage: string, path: string): Promise<Record<string, unknown>> {
   return request(`runs/${encodeURIComponent(runId)}/stages/${encodeURIComponent(stage)}/notebook`, {}, { path });
+}
+
+/** What a run of the saved notebook would do now, and why (nothing runs). */
+export function fetchPlan(path: string): Promise<IPlan> {
+  return request<IPlan>('plan', {}, { path });
 }

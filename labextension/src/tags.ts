@@ -43,15 +43,22 @@ const AFTER_PREFIXES = ['after:', 'prev:'];
 const KALE_GPU = 'limit:nvidia.com/gpu:';
 const CACHE_OFF = 'cache:off';
 
+/**
+ * nbops/notebook/tags.py STAGE_NAME_RE, the one rule: an ASCII identifier.
+ * Python keywords pass there too (`stage:class` names stage notebook
+ * class.ipynb, never a variable), so they pass here.
+ */
 const STAGE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const PY_KEYWORDS = new Set(
-  ('False None True and as assert async await break class continue def del elif else except ' +
-    'finally for from global if import in is lambda nonlocal not or pass raise return try while with yield').split(' ')
-);
+export const STAGE_NAME_RULE = 'use letters, digits and _ only, not starting with a digit, e.g. train_model';
 
-/** A stage name is a Python identifier (it names a stage notebook and a variable scope). */
+/** Whether `name` is a stage name the Python side accepts. */
 export function isValidStageName(name: string): boolean {
-  return STAGE_NAME.test(name) && !PY_KEYWORDS.has(name);
+  return STAGE_NAME.test(name);
+}
+
+/** Why `name` is not a stage name, or `null` when it is one. */
+export function stageNameProblem(name: string): string | null {
+  return isValidStageName(name) ? null : `"${name}" is not a valid stage name: ${STAGE_NAME_RULE}`;
 }
 
 function afterPrefix(tag: string): string | undefined {
@@ -130,8 +137,9 @@ function replaceTags(tags: readonly string[], matches: (tag: string) => boolean,
 
 /** Put the cell in stage `name` (`null`: no stage tag, the cell joins the stage above it). */
 export function setStage(tags: readonly string[], name: string | null): string[] {
-  if (name !== null && !isValidStageName(name)) {
-    throw new Error(`"${name}" is not a valid stage name: use letters, digits and _, not starting with a digit`);
+  const problem = name === null ? null : stageNameProblem(name);
+  if (problem) {
+    throw new Error(problem);
   }
   return replaceTags(tags, t => stagePrefix(t) !== undefined, name === null ? [] : [`stage:${name}`]);
 }
@@ -145,11 +153,16 @@ export function setRole(tags: readonly string[], role: CellRole | null): string[
 export function setAfter(tags: readonly string[], stages: readonly string[]): string[] {
   const unique = stages.filter((s, i) => stages.indexOf(s) === i);
   for (const s of unique) {
-    if (!isValidStageName(s)) {
-      throw new Error(`"${s}" is not a valid stage name`);
+    const problem = stageNameProblem(s);
+    if (problem) {
+      throw new Error(problem);
     }
   }
-  return replaceTags(tags, t => afterPrefix(t) !== undefined, unique.map(s => `after:${s}`));
+  return replaceTags(
+    tags,
+    t => afterPrefix(t) !== undefined,
+    unique.map(s => `after:${s}`)
+  );
 }
 
 const RESOURCE_FORMAT: Record<ResourceKey, RegExp> = {

@@ -1,7 +1,16 @@
 /**
- * The contract with the nbops server extension: the JSON shapes of
- * docs/api.md, and the command ids this extension adds.
+ * The contract with the nbops server extension (the JSON shapes of
+ * docs/api.md), the command ids this extension adds, and the token through
+ * which other extensions add sections to the Pipeline panel.
  */
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { Token } from '@lumino/coreutils';
+import { ISignal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
+
+import { RunStatus, StageStatus } from './status';
+
+export { RunStatus, StageStatus };
 
 export namespace CommandIDs {
   export const assignStage = 'nbops:assign-stage';
@@ -76,8 +85,28 @@ export interface IGraph {
   errors: IIssue[];
 }
 
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'interrupted';
-export type StageStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cached' | 'skipped';
+/** Why a stage runs or is reused (nbops/plan/explain.py REASON_KINDS). */
+export type ReasonKind =
+  'first-run' | 'code' | 'params' | 'upstream' | 'input' | 'env' | 'no-cache' | 'cache-off' | 'cached' | 'resumed';
+
+export interface IReason {
+  kind: ReasonKind;
+  detail: string;
+}
+
+/** A stage of `GET /nbops/plan`. */
+export interface IStagePlan {
+  name: string;
+  action: 'run' | 'reuse';
+  reason: IReason;
+  reads: string[];
+}
+
+/** `GET /nbops/plan`: what a run would do now (a dry run: nothing runs, nothing is written). */
+export interface IPlan {
+  notebook: string;
+  stages: IStagePlan[];
+}
 
 /** An item of `GET /nbops/runs`. */
 export interface IRunSummary {
@@ -96,8 +125,18 @@ export interface IRunSummary {
 export interface IStageError {
   ename: string;
   evalue: string;
+  /** The cell of the user's notebook that failed (null: generated code, or unknown). */
+  cell?: number | null;
+  /** Its first non-blank line. */
+  first_line?: string;
+  /** True when the failing cell is code nbops generated (loading inputs, saving outputs). */
+  generated?: boolean;
+  /** Why the failing cell could not be found. */
+  cell_note?: string;
+  /** Index in the generated stage notebook: not a cell the user knows. */
   cell_index: number | null;
   cell_source: string | null;
+  traceback?: string | null;
 }
 
 export interface IStageRun {
@@ -109,6 +148,8 @@ export interface IStageRun {
   metrics: Record<string, unknown>;
   error: IStageError | null;
   has_notebook: boolean;
+  /** Why it ran or was reused; null for a stage not reached, or an older record. */
+  reason?: IReason | null;
 }
 
 /** `GET /nbops/runs/<id>`. */
@@ -125,3 +166,39 @@ export interface IErrorBody {
   fix?: string | null;
   issues?: IIssue[];
 }
+
+/** What the panel knows of the active notebook; sections render from it. */
+export interface IPipelineModel {
+  /** Emitted with what changed. */
+  readonly changed: ISignal<IPipelineModel, PipelineChange>;
+  readonly notebook: NotebookPanel | null;
+  /** The stage graph of the notebook as it is in the editor (saved or not). */
+  readonly graph: IGraph | null;
+  readonly graphError: string | null;
+  /** What a run would do now, from the saved notebook; null before the first answer or on error. */
+  readonly plan: IPlan | null;
+  /** The notebook's runs, newest first. */
+  readonly runs: IRunSummary[];
+  readonly runsError: string | null;
+  /** A run with its stages, when it was loaded. */
+  run(id: string): IRun | undefined;
+}
+
+export type PipelineChange = 'notebook' | 'graph' | 'plan' | 'runs' | 'cell';
+
+export interface ISectionOptions {
+  /** Sections are ordered by rank, lowest first; the built-in ones use 100 to 500. */
+  rank?: number;
+}
+
+/** The Pipeline side panel. */
+export interface IPipelinePanel {
+  readonly model: IPipelineModel;
+  /** Add a section (a widget) to the panel; disposing the widget removes it. */
+  addSection(widget: Widget, options?: ISectionOptions): void;
+}
+
+export const IPipelinePanel = new Token<IPipelinePanel>(
+  'nbops:IPipelinePanel',
+  'The nbops Pipeline panel: its model (graph, plan, runs of the active notebook) and a way to add sections.'
+);

@@ -48,8 +48,17 @@ test('setStage replaces every stage alias, in place, and keeps other tags', () =
 test('setStage refuses a name the CLI would refuse', () => {
   assert.throws(() => setStage([], '1load'), /not a valid stage name/);
   assert.throws(() => setStage([], 'a-b'), /not a valid stage name/);
-  assert.throws(() => setStage([], 'class'), /not a valid stage name/);
+  assert.throws(() => setStage([], 'é'), /not a valid stage name/);
+  assert.throws(() => setStage([], ''), /not a valid stage name/);
   assert.equal(isValidStageName('_train2'), true);
+});
+
+test('Python keywords are stage names, as in nbops/notebook/tags.py (the CLI runs stage:class)', () => {
+  assert.equal(isValidStageName('class'), true);
+  assert.equal(isValidStageName('lambda'), true);
+  assert.deepEqual(setStage([], 'class'), ['stage:class']);
+  assert.deepEqual(setAfter([], ['def']), ['after:def']);
+  assert.equal(readTags(['step:import']).stage, 'import');
 });
 
 test('setRole keeps one role and writes the nbops spelling', () => {
