@@ -9,7 +9,8 @@ a string, simple f-strings, ``os.path.join`` and ``Path(...) / "x"`` of those.
 from __future__ import annotations
 
 import ast
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["static_reads"]
 
@@ -81,8 +82,12 @@ class _ReadsVisitor(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr in _PATH_METHODS and (
-            _is_path_call(func.value) or isinstance(func.value, ast.Name)  # str has none of these methods
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in _PATH_METHODS
+            and (
+                _is_path_call(func.value) or isinstance(func.value, ast.Name)  # str has none of these methods
+            )
         ):
             path = self._string(func.value)
             if path is not None:
@@ -112,8 +117,7 @@ class _ReadsVisitor(ast.NodeVisitor):
         if isinstance(node, ast.JoinedStr):
             parts = []
             for value in node.values:
-                text = self._string(value.value if isinstance(value, ast.FormattedValue) and value.format_spec is None
-                                    and value.conversion == -1 else value)
+                text = self._string(value.value if isinstance(value, ast.FormattedValue) and value.format_spec is None and value.conversion == -1 else value)
                 if text is None:
                     return None
                 parts.append(text)

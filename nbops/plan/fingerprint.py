@@ -23,8 +23,8 @@ import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from nbops.runtime.files import sha256_file
 from nbops.runtime.reads import remote_fingerprint
@@ -46,10 +46,7 @@ class HashMemo:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS hashes (abspath TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-                " inode INTEGER, sha256 TEXT NOT NULL)"
-            )
+            db.execute("CREATE TABLE IF NOT EXISTS hashes (abspath TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, sha256 TEXT NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
@@ -105,28 +102,30 @@ def deps_from_records(records: list[dict], cwd: str, memo: HashMemo) -> list[dic
         kind = r.get("kind")
         if kind == "file":
             p = r["abspath"]
-            deps[f"file:{p}"] = {"kind": "file", "key": f"file:{p}", "path": _shown(p, cwd), "abspath": p,
-                                 "size": _size(p), "sha256": hashes[p]}
+            deps[f"file:{p}"] = {"kind": "file", "key": f"file:{p}", "path": _shown(p, cwd), "abspath": p, "size": _size(p), "sha256": hashes[p]}
         elif kind == "dir":
             p = r["abspath"]
             count, digest = _listing_digest(listings[p], hashes)
-            deps[f"dir:{p}"] = {"kind": "dir", "key": f"dir:{p}", "path": _shown(p, cwd), "abspath": p,
-                                "count": count, "listing_sha256": digest}
+            deps[f"dir:{p}"] = {"kind": "dir", "key": f"dir:{p}", "path": _shown(p, cwd), "abspath": p, "count": count, "listing_sha256": digest}
         elif kind == "module":
             p = r["abspath"]
-            deps[f"module:{r['name']}"] = {"kind": "module", "key": f"module:{r['name']}", "name": r["name"],
-                                           "path": _shown(p, cwd), "abspath": p, "sha256": hashes[p]}
+            deps[f"module:{r['name']}"] = {
+                "kind": "module",
+                "key": f"module:{r['name']}",
+                "name": r["name"],
+                "path": _shown(p, cwd),
+                "abspath": p,
+                "sha256": hashes[p],
+            }
         elif kind == "remote":
             found = {k: r[k] for k in r if k not in ("kind", "url", "error")}
             fingerprint = found or remote_fingerprint(r["url"])[0]
-            deps[f"remote:{r['url']}"] = {"kind": "remote", "key": f"remote:{r['url']}", "url": r["url"],
-                                          "fingerprint": fingerprint}
+            deps[f"remote:{r['url']}"] = {"kind": "remote", "key": f"remote:{r['url']}", "url": r["url"], "fingerprint": fingerprint}
         elif kind == "unseen":
             deps[f"unseen:{r['what']}"] = {"kind": "unseen", "key": f"unseen:{r['what']}", "what": r["what"]}
         elif kind == "packages":
             for name, version in r.get("versions", {}).items():
-                deps[f"package:{_normal(name)}"] = {"kind": "package", "key": f"package:{_normal(name)}",
-                                                    "name": name, "version": version}
+                deps[f"package:{_normal(name)}"] = {"kind": "package", "key": f"package:{_normal(name)}", "name": name, "version": version}
     return [deps[k] for k in sorted(deps)]
 
 
@@ -149,8 +148,7 @@ def changed_deps(deps: list[dict], cwd: str, memo: HashMemo, current_packages: M
         elif kind == "dir":
             count, digest = _listing_digest(listings[d["abspath"]], hashes)
             if digest != d["listing_sha256"]:
-                what = "was deleted" if digest is None else ("appeared" if d["listing_sha256"] is None else
-                                                             f"changed ({d['count']} → {count} entries)")
+                what = "was deleted" if digest is None else ("appeared" if d["listing_sha256"] is None else f"changed ({d['count']} → {count} entries)")
                 changes.append({"kind": INPUT, "detail": f"folder {d['path']} {what}"})
         elif kind == "module":
             now = hashes[d["abspath"]]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from nbops.runtime.context import current
+from nbops.runtime.files import sha256_file
 
-__all__ = ["log_metric", "log_artifact", "input", "file_sha256"]
+__all__ = ["log_metric", "log_artifact", "input"]
 
 
 def log_metric(name: str, value: Any, step: int | None = None) -> None:
@@ -50,15 +50,13 @@ def input(path: str | os.PathLike) -> str | os.PathLike:  # noqa: A001 - the pub
 
     Returns ``path`` unchanged, so ``pd.read_csv(nbops.input("data/x.csv"))``.
     """
-    digest = file_sha256(path)
+    digest = sha256_file(path)
     ctx = current()
     if ctx is None:
         print(f"nbops: not in a run; would record input {os.fspath(path)} sha256:{digest[:12]}")
     else:
-        ctx.record("inputs", {"path": os.fspath(path), "abspath": str(Path(path).resolve()), "sha256": digest})
+        abspath = str(Path(path).resolve())
+        ctx.record("inputs", {"path": os.fspath(path), "abspath": abspath, "sha256": digest})
+        # Also a read: the cache checks declared inputs like every file the stage opens.
+        ctx.record("reads", {"kind": "file", "path": os.fspath(path), "abspath": abspath})
     return path
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -35,15 +35,21 @@ class StageContext:
         return self.artifact_dir / self.stage
 
     def record(self, kind: str, payload: dict[str, Any]) -> None:
-        """Append one record of ``kind`` (metrics, checks, inputs, artifacts)."""
+        """Append one record of ``kind`` (metrics, checks, inputs, artifacts, reads)."""
+        self.record_many(kind, [payload])
+
+    def record_many(self, kind: str, payloads: list[dict[str, Any]]) -> None:
+        """Append several records of ``kind`` in one write (a stage may read 10,000 files)."""
+        if not payloads:
+            return
         folder = self.out_dir / RECORD_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(_jsonable(payload), sort_keys=True)
-        # One write() of one line with O_APPEND: a crash can lose the last
-        # record but never leaves a half line in the middle of the file.
+        text = "".join(json.dumps(_jsonable(p), sort_keys=True) + "\n" for p in payloads)
+        # One write() with O_APPEND: a crash can lose the last records but
+        # never leaves a half line in the middle of the file.
         fd = os.open(folder / f"{kind}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, (line + "\n").encode())
+            os.write(fd, text.encode())
         finally:
             os.close(fd)
 
@@ -52,10 +58,20 @@ _current: StageContext | None = None
 
 
 def begin_stage(stage: str, artifact_dir: str | os.PathLike) -> StageContext:
-    """Called by a generated stage notebook before the stage's own cells."""
+    """Called by a generated stage notebook before the stage's own cells.
+
+    Starts tracking what the stage reads (``nbops.runtime.reads``); a warm
+    kernel running its next stage starts from an empty list.
+    """
     global _current
+    from nbops.runtime import reads
+
     _current = StageContext(stage, Path(artifact_dir))
     _current.out_dir.mkdir(parents=True, exist_ok=True)
+    tracker = reads.install()
+    tracker.active = False
+    tracker.reset()
+    tracker.active = True
     return _current
 
 
@@ -68,6 +84,13 @@ def finish_stage() -> None:
     flushes what the stage tracked about itself (files read, modules, packages)."""
     if _current is None:
         return
+    from nbops.runtime import reads
+
+    tracker = reads.tracker
+    if not tracker.active:
+        return  # finished already (a re-run outputs cell)
+    tracker.active = False  # what collecting and saving outputs open is nbops's own
+    _current.record_many("reads", tracker.collect(_current.artifact_dir))
 
 
 def read_records(out_dir: str | os.PathLike, kind: str) -> list[dict]:

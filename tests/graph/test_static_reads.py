@@ -6,7 +6,7 @@ from nbops.graph.reads import static_reads
 
 
 def test_literals_passed_to_common_readers():
-    source = '''
+    source = """
 import pandas as pd, numpy as np, joblib, torch, glob, os
 import pyarrow.parquet as pq
 from PIL import Image
@@ -23,15 +23,23 @@ with open("notes.txt") as f:
     pass
 q = pd.read_sql("SELECT * FROM x", conn)
 print("not a read.csv")
-'''
+"""
     assert static_reads(source, {}) == [
-        "data/train.csv", "data/p.parquet", "arr.npy", "model.joblib", "weights.pt", "img.png",
-        "t.parquet", "data/*.csv", "raw", "notes.txt",
+        "data/train.csv",
+        "data/p.parquet",
+        "arr.npy",
+        "model.joblib",
+        "weights.pt",
+        "img.png",
+        "t.parquet",
+        "data/*.csv",
+        "raw",
+        "notes.txt",
     ]
 
 
 def test_parameters_names_fstrings_and_path_joins():
-    source = '''
+    source = """
 from pathlib import Path
 import os
 import pandas as pd
@@ -42,20 +50,20 @@ c = pd.read_csv(os.path.join(base, "extra.csv"))
 d = (Path(base) / "notes.md").read_text()
 e = Path("cfg.yaml").open()
 f = pd.read_csv(f"{unknown}.csv")
-'''
+"""
     found = static_reads(source, {"data_path": "data/train.csv", "split": "test", "epochs": 3})
     assert found == ["data/train.csv", "data/test.csv", "data/extra.csv", "data/notes.md", "cfg.yaml"]
 
 
 def test_function_arguments_shadow_outer_names():
-    source = '''
+    source = """
 import pandas as pd
 path = "outer.csv"
 def load(path):
     return pd.read_csv(path)
 def load_default():
     return pd.read_csv(path)
-'''
+"""
     assert static_reads(source, {}) == ["outer.csv"]
 
 

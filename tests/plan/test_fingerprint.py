@@ -55,8 +55,11 @@ def test_changed_file_is_an_input_change_naming_it(project, memo):
     before = next(d["sha256"] for d in deps if d["kind"] == "file")
     (project / "data" / "train.csv").write_text("a,b\n1,9\n")  # same size, same second
     changes = changed_deps(deps, str(project), memo, PACKAGES)
-    assert {"kind": INPUT, "detail": f"data/train.csv changed (sha256 {before[:8]} → "
-            f"{__import__('nbops.runtime.files', fromlist=['x']).sha256_file(project / 'data' / 'train.csv')[:8]})"} in changes
+    assert {
+        "kind": INPUT,
+        "detail": f"data/train.csv changed (sha256 {before[:8]} → "
+        f"{__import__('nbops.runtime.files', fromlist=['x']).sha256_file(project / 'data' / 'train.csv')[:8]})",
+    } in changes
     assert any(c["kind"] == INPUT and c["detail"].startswith("folder data changed") for c in changes)
 
 
