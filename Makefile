@@ -1,13 +1,14 @@
 # Two commands on a fresh machine (Python 3.11, Node 20):
 #   make demo   installs nbops and runs it on an example notebook
-#   make test   installs everything the tests need and runs the whole suite
+#   make test   installs everything the tests need, lints, and runs the whole suite
+#   make lab    opens JupyterLab (with the Pipeline panel) on example_notebooks/
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORE   := $(VENV)/.nbops-core
 FULL   := $(VENV)/.nbops-test
 
-.PHONY: setup setup-test demo test bench clean
+.PHONY: setup setup-test demo lab lint test bench clean
 
 $(CORE): pyproject.toml package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +29,17 @@ setup-test: $(FULL)
 demo: $(CORE)
 	. $(BIN)/activate && cd example_notebooks && nbops graph churn.ipynb && nbops run churn.ipynb && nbops runs ls --notebook churn.ipynb
 
-test: $(FULL)
+# Root (containers, CI images) must say so to start jupyter.
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
+lab: $(CORE)
+	. $(BIN)/activate && cd example_notebooks && jupyter lab $(ROOT_FLAG)
+
+# ruff's config is [tool.ruff] in pyproject.toml; eslint/prettier's are in package.json.
+lint: $(FULL)
+	. $(BIN)/activate && ruff check . && ruff format --check . && jlpm lint:check
+
+test: lint
 	. $(BIN)/activate && jlpm test && python -m pytest -q
 
 bench: $(FULL)

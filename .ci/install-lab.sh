@@ -15,15 +15,19 @@ fi
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_updated=0
+# --no-install-recommends: the headless browser and node, not the fonts, desktop
+# integration and docs they recommend (hundreds of MB Playwright never uses).
 apt_install() {
   [ "$apt_updated" = 1 ] || { as_root apt-get update -qq; apt_updated=1; }
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
-# 1. Chromium for tests/browser (Playwright drives /usr/bin/chromium).
+# 1. Chromium for tests/browser (Playwright drives /usr/bin/chromium headless).
+#    fonts-liberation: without any font, pages render with no text and
+#    role/name locators find nothing; it is only a recommend of chromium.
 if [ ! -x /usr/bin/chromium ]; then
   echo "install-lab: installing chromium"
-  apt_install chromium
+  apt_install chromium fonts-liberation
 fi
 
 # 2. Node (the builder needs node >= 18; jlpm itself comes with jupyter_builder).

@@ -32,12 +32,17 @@ _PLOTLYJS_MODES = ("inline", "cdn")
 
 
 def resolve_run_id(run: str, *, path=None, store=None) -> str:
-    """A run id as given, or ``latest``: the newest run in the store (of ``path``'s notebook when given)."""
-    if run == "latest":
-        runs = api.list_runs(path, store=store, limit=1)
-        if not runs:
-            raise NotFoundError("there are no runs in this store yet", "run the notebook first, or pass --store / --notebook")
-        return runs[0]["id"]
+    """A run id as given, or ``latest`` (the newest run in the store, of ``path``'s notebook when given),
+    or ``latest~N`` (N runs before the newest), so commands can be typed without copying an id."""
+    if run == "latest" or run.startswith("latest~"):
+        back = run.removeprefix("latest").removeprefix("~") or "0"
+        if not back.isdigit():
+            raise UsageError(f"{run!r} is not a run", "use a run id, latest, or latest~N (N runs before the newest)")
+        runs = api.list_runs(path, store=store, limit=int(back) + 1)
+        if len(runs) <= int(back):
+            have = f"only {len(runs)} run(s)" if runs else "no runs yet"
+            raise NotFoundError(f"{run}: this store has {have}", "run the notebook first, or pass --store / --notebook")
+        return runs[int(back)]["id"]
     return api.validate_run_id(run)
 
 

@@ -118,7 +118,7 @@ def _verdict(a: argparse.Namespace, result: dict) -> int:
     errors = sorted({t["error"] or t["state"] for t in mine})
     render.err_console.print(
         f"[red]nbops: error: all {len(mine)} trials of this sweep failed[/]: " + render.escape("; ".join(errors[:3]))
-        + "\n  fix: check --objective/--constraint name metrics the run records (nbops runs show RUN), "
+        + "\n  fix: name a metric the runs record in --objective/--constraint (nbops runs show RUN lists them), "
         "or open a failed trial's run: nbops runs show RUN"
     )  # fmt: skip
     return 1

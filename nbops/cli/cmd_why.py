@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
         "'params: n_estimators changed 100 → 50' or 'cached: same code, parameters, inputs and environment as run X'. "
         "Before a run, 'nbops run NOTEBOOK --dry-run' says the same about the run it would make.",
     )
-    p.add_argument("run", metavar="RUN", help="a run id")
+    p.add_argument("run", metavar="RUN", help="a run id, latest, or latest~N")
     p.add_argument("stage", nargs="?", metavar="STAGE", help="only this stage")
     p.add_argument("--notebook", help="the run's notebook (finds its store)")
     p.add_argument("--store", help=STORE_HELP)
@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
 def _cmd_why(a: argparse.Namespace) -> int:
     from nbops import api
     from nbops.cli import render
+    from nbops.cli.main import run_id
 
-    answer = api.why(a.run, a.stage, path=a.notebook, store=a.store)
+    answer = api.why(run_id(a, a.run), a.stage, path=a.notebook, store=a.store)
     render.print_json(answer) if a.json else render.why_text(answer)
     return 0

@@ -51,25 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p = runs.add_parser("show", help="one run: stages, why each ran or was reused, metrics, checks, errors")
-    p.add_argument("run")
+    p.add_argument("run", help="a run id, latest, or latest~N")
     p.add_argument("--notebook")
     p.add_argument("--store", help=STORE_HELP)
     p.add_argument("--json", action="store_true")
     p = runs.add_parser("diff", help="parameters, metrics, code and data that differ between two runs, and why")
-    p.add_argument("run_a")
-    p.add_argument("run_b")
+    p.add_argument("run_a", help="a run id, latest or latest~N (e.g. latest~1)")
+    p.add_argument("run_b", help="a run id, latest or latest~N")
     p.add_argument("--notebook")
     p.add_argument("--store", help=STORE_HELP)
     p.add_argument("--json", action="store_true")
 
     for name, help_ in (("resume", "continue a failed run from the failed stage"), ("rerun", "run again without cache; report differences")):
         p = sub.add_parser(name, help=help_)
-        p.add_argument("run")
+        p.add_argument("run", help="a run id, latest, or latest~N")
         p.add_argument("--notebook")
         add_run_options(p, params_file=False, cache=False, metrics=False)
 
     p = sub.add_parser("open", help="path of the executed notebook of a stage")
-    p.add_argument("run")
+    p.add_argument("run", help="a run id, latest, or latest~N")
     p.add_argument("stage")
     p.add_argument("--notebook")
     p.add_argument("--store", help=STORE_HELP)
@@ -176,6 +176,13 @@ def _where(a: argparse.Namespace) -> dict:
     return {"path": getattr(a, "notebook", None), "store": getattr(a, "store", None)}
 
 
+def run_id(a: argparse.Namespace, value: str) -> str:
+    """A run id from the command line: an id, ``latest`` or ``latest~N``."""
+    from nbops.report import resolve_run_id
+
+    return resolve_run_id(value, **_where(a))
+
+
 def _cmd_runs(a: argparse.Namespace) -> int:
     from nbops import api
     from nbops.cli import render
@@ -184,10 +191,10 @@ def _cmd_runs(a: argparse.Namespace) -> int:
         runs = api.list_runs(a.notebook, store=a.store, limit=a.limit)
         render.print_json(runs) if a.json else render.runs_table(runs)
     elif a.runs_command == "show":
-        run = api.get_run(a.run, **_where(a))
+        run = api.get_run(run_id(a, a.run), **_where(a))
         render.print_json(run) if a.json else render.run_detail(run)
     else:
-        d = api.diff_runs(a.run_a, a.run_b, **_where(a))
+        d = api.diff_runs(run_id(a, a.run_a), run_id(a, a.run_b), **_where(a))
         render.print_json(d) if a.json else render.diff_text(d)
     return 0
 
@@ -198,7 +205,7 @@ def _cmd_resume_rerun(a: argparse.Namespace) -> int:
     from nbops.plan import parse_assignments
 
     fn = api.resume if a.command == "resume" else api.rerun
-    result = fn(a.run, executor=a.executor, jobs=a.jobs, progress=render.RunProgress(),
+    result = fn(run_id(a, a.run), executor=a.executor, jobs=a.jobs, progress=render.RunProgress(),
                 params=parse_assignments(a.param), address=a.address, **_where(a))  # fmt: skip
     return _finish_run(result, a.json)
 
@@ -206,7 +213,7 @@ def _cmd_resume_rerun(a: argparse.Namespace) -> int:
 def _cmd_open(a: argparse.Namespace) -> int:
     from nbops import api
 
-    print(api.stage_notebook(a.run, a.stage, **_where(a)))
+    print(api.stage_notebook(run_id(a, a.run), a.stage, **_where(a)))
     return 0
 
 

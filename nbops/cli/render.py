@@ -249,9 +249,9 @@ def differences(diffs: list[dict], *, outputs: int, metrics: int, con: Console |
     """The verdict of a comparison (rerun, --repeat): "identical: ..." or a table of what differs."""
     con = con or err_console
     if not diffs:
-        con.print(f"[{COLOUR['succeeded']}]identical:[/] {outputs} outputs, {metrics} metrics compared")
+        con.print(f"[{COLOUR['succeeded']}]identical:[/] {_count(outputs, 'output')}, {_count(metrics, 'metric')} compared")
         return
-    con.print(f"[{COLOUR[FAILED]}]differs:[/] {len(diffs)} of {outputs} outputs and {metrics} metrics compared")
+    con.print(f"[{COLOUR[FAILED]}]differs:[/] {len(diffs)} of {_count(outputs, 'output')} and {_count(metrics, 'metric')} compared")
     table = Table(box=None, pad_edge=False)
     for col in ("", "stage", "name", "first", "second"):
         table.add_column(col, overflow="fold")
@@ -262,6 +262,10 @@ def differences(diffs: list[dict], *, outputs: int, metrics: int, con: Console |
         table.add_row("  " + d["kind"], escape(str(d.get("stage") or "")), escape(str(d["name"])),
                       escape(format_number(first)), escape(format_number(second)))  # fmt: skip
     con.print(table)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def compared(run: dict) -> tuple[int, int]:
