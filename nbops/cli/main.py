@@ -164,10 +164,12 @@ def _cmd_run(a: argparse.Namespace) -> int:
     for other in results[1:]:
         # Metrics decide (within --tolerance); outputs are shown, since a pickle may differ byte-wise.
         diffs = api._differences(first, other, a.tolerance)
+        metric_differs = any(d["kind"] == "metric" for d in diffs)
         if not a.json:
             render.err_console.print(f"{first['id']} vs {other['id']} (tolerance {a.tolerance:g}):")
-            render.differences(diffs, outputs=outputs, metrics=metrics)
-        if any(d["kind"] == "metric" for d in diffs):
+            label = "not reproducible" if metric_differs else "outputs differ, metrics agree"
+            render.differences(diffs, outputs=outputs, metrics=metrics, label=label)
+        if metric_differs:
             code = max(code, 1)
     return code
 

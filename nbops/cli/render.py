@@ -245,13 +245,14 @@ def _reason_table(rows: list[tuple[str, str, dict | None]], second: str) -> None
     console.print(table)
 
 
-def differences(diffs: list[dict], *, outputs: int, metrics: int, con: Console | None = None) -> None:
-    """The verdict of a comparison (rerun, --repeat): "identical: ..." or a table of what differs."""
+def differences(diffs: list[dict], *, outputs: int, metrics: int, label: str = "differs", con: Console | None = None) -> None:
+    """The verdict of a comparison (rerun, --repeat): "identical: ..." or what differs, then a table of it."""
     con = con or err_console
     if not diffs:
         con.print(f"[{COLOUR['succeeded']}]identical:[/] {_count(outputs, 'output')}, {_count(metrics, 'metric')} compared")
         return
-    con.print(f"[{COLOUR[FAILED]}]differs:[/] {len(diffs)} of {_count(outputs, 'output')} and {_count(metrics, 'metric')} compared")
+    names = ", ".join(f"{d['kind']} {d['name']}" for d in diffs[:5]) + (", ..." if len(diffs) > 5 else "")
+    con.print(f"[{COLOUR[FAILED]}]{label}:[/] {escape(names)} ({len(diffs)} of {_count(outputs, 'output')} and {_count(metrics, 'metric')} compared)")
     table = Table(box=None, pad_edge=False)
     for col in ("", "stage", "name", "first", "second"):
         table.add_column(col, overflow="fold")
