@@ -1,13 +1,16 @@
-"""Passing values between stages: typed serializers, atomic files, manifests.
+"""Passing values between stages: atomic files, manifests, the calls stage notebooks make.
 
 A stage's outputs go to ``<artifact_dir>/<stage>/``: one file per variable
 plus ``manifest.json`` (variable -> file, serializer). A consumer loads a
 variable through the producer's manifest, so it never guesses formats.
 
-Serializers are a small registry (first match wins, by ``priority``) that
-plug-ins extend through the ``nbops.serializers`` entry-point group, loaded
-on first use. Every file is written to a temporary name and renamed, so a
-crash never leaves a half-written artifact under its real name.
+The serializers (``nbops.runtime.serializers``) are a small registry (first
+match wins, by ``priority``) that plug-ins extend through the
+``nbops.serializers`` entry-point group, loaded on first use; their names are
+re-exported here, where the entry points of ``pyproject.toml`` point. Objects
+whose classes the notebook defines cross stages by value
+(``nbops.runtime.byvalue``). Every file is written to a temporary name and
+renamed, so a crash never leaves a half-written artifact under its real name.
 """
 
 from __future__ import annotations
@@ -16,13 +19,23 @@ import io
 import json
 import math
 import os
-import pickle
 import sys
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from nbops.errors import MarshalError
 from nbops.runtime.context import _jsonable, begin_stage, current, finish_stage
+from nbops.runtime.serializers import (
+    NumpySerializer,
+    PandasSerializer,
+    PickleSerializer,
+    Serializer,
+    SklearnSerializer,
+    TorchSerializer,
+    by_name,
+    module_of,
+    serializers,
+)
 
 __all__ = [
     "Serializer",
@@ -33,154 +46,16 @@ __all__ = [
     "load_input",
     "end",
     "MANIFEST",
+    # the built-in serializers, where the entry points name them
+    "PandasSerializer",
+    "NumpySerializer",
+    "TorchSerializer",
+    "SklearnSerializer",
+    "PickleSerializer",
 ]
 
 MANIFEST = "manifest.json"
 SCALARS = "scalars.json"
-
-
-class Serializer:
-    """One way to write and read a value. Subclass and register by entry point."""
-
-    name: ClassVar[str] = "?"
-    ext: ClassVar[str] = ".bin"
-    priority: ClassVar[int] = 50  # lower is tried first
-    streams: ClassVar[bool] = False  # dump() only writes, in order: hashed while writing
-
-    def accepts(self, value: Any) -> bool:
-        raise NotImplementedError
-
-    def dump(self, value: Any, f: io.BufferedWriter) -> None:
-        raise NotImplementedError
-
-    def load(self, path: Path) -> Any:
-        raise NotImplementedError
-
-
-def _module_of(value: Any) -> str:
-    return type(value).__module__ or ""
-
-
-class PandasSerializer(Serializer):
-    """DataFrames (and Series) as Arrow IPC files, read back memory-mapped.
-
-    Arrow's own file format, not Parquet: measured here on a 1 GB frame,
-    Parquet took 2.6-3.3 s to write and 5-7 s to read, Arrow IPC 0.6 s and
-    0.2-0.4 s. Handing data to the next stage is a hot path; Parquet stays the
-    format for data a user keeps (``df.to_parquet`` in a stage).
-    """
-
-    name, ext, priority = "pandas", ".arrow", 10
-    streams = True
-
-    def accepts(self, value: Any) -> bool:
-        if "pandas" not in sys.modules:
-            return False
-        import pandas as pd
-
-        if isinstance(value, pd.Series):
-            value = value.to_frame()
-        # Arrow needs string column names; anything else goes to pickle.
-        return isinstance(value, pd.DataFrame) and all(isinstance(c, str) for c in value.columns)
-
-    def dump(self, value: Any, f: io.BufferedWriter) -> None:
-        import pandas as pd
-        import pyarrow as pa
-        import pyarrow.feather as feather
-
-        frame = value.to_frame() if isinstance(value, pd.Series) else value
-        table = pa.Table.from_pandas(frame, preserve_index=None)
-        feather.write_feather(table, f, compression="uncompressed")
-
-    def load(self, path: Path) -> Any:
-        import pyarrow.feather as feather
-
-        return feather.read_table(path, memory_map=True).to_pandas()
-
-
-class NumpySerializer(Serializer):
-    name, ext, priority = "numpy", ".npy", 20
-    streams = True
-
-    def accepts(self, value: Any) -> bool:
-        if "numpy" not in sys.modules:
-            return False
-        import numpy as np
-
-        return isinstance(value, np.ndarray) and value.dtype != object
-
-    def dump(self, value: Any, f: io.BufferedWriter) -> None:
-        import numpy as np
-
-        np.save(f, value, allow_pickle=False)
-
-    def load(self, path: Path) -> Any:
-        import numpy as np
-
-        return np.load(path, allow_pickle=False)
-
-
-class TorchSerializer(Serializer):
-    name, ext, priority = "torch", ".pt", 30
-
-    def accepts(self, value: Any) -> bool:
-        return _module_of(value).startswith("torch") or (
-            "torch" in sys.modules and isinstance(value, sys.modules["torch"].nn.Module)
-        )
-
-    def dump(self, value: Any, f: io.BufferedWriter) -> None:
-        import torch
-
-        torch.save(value, f)
-
-    def load(self, path: Path) -> Any:
-        import torch
-
-        # Whole modules (not just state dicts) are the common notebook case.
-        return torch.load(path, weights_only=False, map_location="cpu" if not torch.cuda.is_available() else None)
-
-
-class SklearnSerializer(Serializer):
-    name, ext, priority = "sklearn", ".joblib", 40
-
-    def accepts(self, value: Any) -> bool:
-        if "sklearn" not in sys.modules:
-            return False
-        from sklearn.base import BaseEstimator
-
-        return isinstance(value, BaseEstimator)
-
-    def dump(self, value: Any, f: io.BufferedWriter) -> None:
-        import joblib
-
-        joblib.dump(value, f)
-
-    def load(self, path: Path) -> Any:
-        import joblib
-
-        return joblib.load(path)
-
-
-class PickleSerializer(Serializer):
-    """The fallback: pickle, then cloudpickle for lambdas and __main__ classes."""
-
-    name, ext, priority = "pickle", ".pkl", 100
-
-    def accepts(self, value: Any) -> bool:
-        return True
-
-    def dump(self, value: Any, f: io.BufferedWriter) -> None:
-        try:
-            data = pickle.dumps(value, protocol=5)
-        except (pickle.PicklingError, TypeError, AttributeError):
-            import cloudpickle
-
-            data = cloudpickle.dumps(value, protocol=5)
-        f.write(data)
-
-    def load(self, path: Path) -> Any:
-        with open(path, "rb") as f:
-            return pickle.load(f)  # cloudpickle output loads with plain pickle
 
 
 class _HashingWriter(io.RawIOBase):
@@ -228,38 +103,6 @@ class _HashingWriter(io.RawIOBase):
         return self._hash.hexdigest()
 
 
-_registry: list[Serializer] | None = None
-
-
-def serializers() -> list[Serializer]:
-    """Built-ins plus the ``nbops.serializers`` entry points, by priority."""
-    global _registry
-    if _registry is None:
-        found: dict[str, Serializer] = {}
-        for cls in (PandasSerializer, NumpySerializer, TorchSerializer, SklearnSerializer, PickleSerializer):
-            found[cls.name] = cls()
-        try:
-            from importlib.metadata import entry_points
-
-            for ep in entry_points(group="nbops.serializers"):
-                try:
-                    cls = ep.load()
-                    found.setdefault(cls.name, cls())
-                except Exception as exc:  # a broken plug-in must not break every stage
-                    print(f"nbops: serializer plug-in {ep.name!r} failed to load: {exc}", file=sys.stderr)
-        except Exception:
-            pass
-        _registry = sorted(found.values(), key=lambda s: s.priority)
-    return _registry
-
-
-def _by_name(name: str) -> Serializer:
-    for s in serializers():
-        if s.name == name:
-            return s
-    raise MarshalError(f"no serializer named {name!r} is installed", "install the package that provides it")
-
-
 def save_value(folder: Path, name: str, value: Any) -> tuple[Path, str]:
     """Write ``value`` atomically as ``folder/name.<ext>``; returns (path, serializer name)."""
     path, serializer, _ = save_value_hashed(folder, name, value)
@@ -295,7 +138,7 @@ def save_value_hashed(folder: Path, name: str, value: Any) -> tuple[Path, str, s
 
 
 def load_value(path: Path, serializer: str) -> Any:
-    return _by_name(serializer).load(path)
+    return by_name(serializer).load(path)
 
 
 # -- what generated stage notebooks call ----------------------------------------
@@ -354,7 +197,7 @@ def end(
                 f"{', '.join(repr(c) for c in consumers)} cannot be saved: {exc.message}",
                 f"recreate {name!r} inside the consuming stage, or build it in a 'setup' cell",
             ) from None
-        entry = {"file": path.name, "serializer": serializer, "type": f"{_module_of(value)}.{type(value).__name__}"}
+        entry = {"file": path.name, "serializer": serializer, "type": f"{module_of(value)}.{type(value).__name__}"}
         if digest is not None:  # the driver checks the size and stores the file under this digest
             entry.update(sha256=digest, bytes=path.stat().st_size)
         if serializer == "pandas" and type(value).__name__ == "Series":
