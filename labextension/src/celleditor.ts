@@ -14,12 +14,9 @@ import { PipelineModel } from './model';
 import {
   CellRole,
   readTags,
-  RESOURCE_KEYS,
   resourceProblem,
   ResourceKey,
   ROLES,
-  setAfter,
-  setCacheOff,
   setResource,
   setRole,
   setStage,
@@ -27,6 +24,7 @@ import {
 } from './tags';
 import { IIssue } from './tokens';
 import { issueLine, PipelineSection } from './section';
+import { policyFields } from './tagfields';
 
 const NEW_STAGE = '__nbops_new__';
 
@@ -194,76 +192,14 @@ export class CellEditorSection extends PipelineSection {
     roleSelect.value = tags.role ?? '';
     out.push(h('div', { className: 'nbops-Row' }, h('label', {}, 'Role'), roleSelect));
 
-    const afterChoices = stages.filter(s => s !== currentStage);
-    if (afterChoices.length || tags.after.length) {
-      const names = [...afterChoices, ...tags.after.filter(a => !afterChoices.includes(a))];
-      out.push(
-        h(
-          'div',
-          { className: 'nbops-Row nbops-After' },
-          h('label', {}, 'After'),
-          h(
-            'div',
-            { className: 'nbops-Checks' },
-            ...names.map(name =>
-              h(
-                'label',
-                { className: 'nbops-Check' },
-                h('input', {
-                  type: 'checkbox',
-                  'aria-label': `after ${name}`,
-                  'data-field': `after-${name}`,
-                  checked: tags.after.includes(name),
-                  onchange: (e: Event) => {
-                    const on = (e.target as HTMLInputElement).checked;
-                    const next = on ? [...tags.after, name] : tags.after.filter(a => a !== name);
-                    this._editActive(t => setAfter(t, next));
-                  }
-                }),
-                name
-              )
-            )
-          )
-        )
-      );
-    }
-
-    const grid = h('div', { className: 'nbops-Resources' });
-    for (const key of RESOURCE_KEYS) {
-      const input = h('input', {
-        className: 'jp-mod-styled nbops-Input',
-        type: 'text',
-        'aria-label': key,
-        'data-field': key,
-        value: tags.resources[key] ?? '',
-        placeholder: key === 'memory' ? '4Gi' : key === 'timeout' ? '600' : '',
-        title: key === 'timeout' ? 'timeout in seconds' : key === 'memory' ? 'memory, e.g. 512M or 4Gi' : key,
-        onkeydown: (e: Event) => {
-          if ((e as KeyboardEvent).key === 'Enter') {
-            (e.target as HTMLInputElement).blur();
-          }
-        },
-        onchange: (e: Event) => this._setResource(key, (e.target as HTMLInputElement).value)
-      });
-      grid.append(h('label', { className: 'nbops-ResourceLabel' }, key), input);
-    }
-    out.push(grid);
-
     out.push(
-      h(
-        'label',
-        { className: 'nbops-Check' },
-        h('input', {
-          type: 'checkbox',
-          'aria-label': 'cache:off',
-          'data-field': 'cache',
-          checked: tags.cacheOff,
-          onchange: (e: Event) => {
-            const off = (e.target as HTMLInputElement).checked;
-            this._editActive(t => setCacheOff(t, off));
-          }
-        }),
-        'cache:off (always rerun this stage)'
+      ...policyFields(
+        tags,
+        stages.filter(s => s !== currentStage),
+        {
+          edit: edit => this._editActive(edit),
+          setResource: (key, value) => this._setResource(key, value)
+        }
       )
     );
     const issues = this._issuesOf(index);

@@ -4,7 +4,7 @@
  * Pure (plan and run in, marks out) so the rule is unit-tested without a lab.
  */
 import { formatDuration, formatTime } from './format';
-import { ICON, RUNNING, StageStatus } from './status';
+import { DONE_OK, ICON, RUNNING, StageStatus } from './status';
 import type { IPlan, IReason, IRun, ReasonKind } from './tokens';
 
 /** The reason kinds in a few words, for a label with little room. */
@@ -40,16 +40,20 @@ export function reasonLabel(reason: IReason | null | undefined): string {
 /**
  * stage name -> mark. Before the notebook's first run nothing is stale (and
  * nothing is marked); while a run goes on its statuses win over the plan,
- * which would only describe the run in progress.
+ * which would only describe the run in progress. Only a stage that last
+ * succeeded (or was reused) can go stale: a failed one runs again anyway,
+ * and its band keeps saying it failed.
  */
 export function stageMarks(plan: IPlan | null, lastRun: IRun | null): Map<string, IStageMark> {
   const marks = new Map<string, IStageMark>();
   if (!lastRun) {
     return marks;
   }
+  const lastStatus = new Map(lastRun.stages.map(s => [s.name, s.status]));
   if (plan && lastRun.status !== RUNNING) {
     for (const stage of plan.stages) {
-      if (stage.action === 'run') {
+      const last = lastStatus.get(stage.name);
+      if (stage.action === 'run' && last !== undefined && DONE_OK.includes(last)) {
         marks.set(stage.name, {
           mark: STALE,
           label: `${STALE} · ${reasonLabel(stage.reason)}`,

@@ -16,6 +16,9 @@ export type StageStatus =
 export type RunStatus = typeof RUNNING | typeof SUCCEEDED | typeof FAILED | typeof INTERRUPTED;
 export type Status = StageStatus | RunStatus;
 
+/** A stage whose outputs downstream stages may use. */
+export const DONE_OK: readonly Status[] = [SUCCEEDED, CACHED];
+
 export const STAGE_STATUSES: readonly StageStatus[] = [PENDING, RUNNING, SUCCEEDED, FAILED, CACHED, SKIPPED];
 export const RUN_STATUSES: readonly RunStatus[] = [RUNNING, SUCCEEDED, FAILED, INTERRUPTED];
 

@@ -46,7 +46,7 @@ const plan: IPlan = {
 test('stages the plan would run are stale, with the reason; the others show their last status', () => {
   const marks = stageMarks(
     plan,
-    run('succeeded', [stage('a', 'succeeded'), stage('b', 'succeeded'), stage('c', 'failed')])
+    run('succeeded', [stage('a', 'succeeded'), stage('b', 'succeeded'), stage('c', 'cached')])
   );
   assert.equal(marks.get('a')?.mark, 'succeeded');
   assert.match(marks.get('a')?.label ?? '', /^✓ succeeded/);
@@ -54,6 +54,13 @@ test('stages the plan would run are stale, with the reason; the others show thei
   assert.equal(marks.get('b')?.label, 'stale · code changed');
   assert.match(marks.get('b')?.title ?? '', /cell 5 \(x = 1\) changed/);
   assert.equal(marks.get('c')?.label, 'stale · upstream changed');
+});
+
+test('a stage that failed keeps its failed mark (it runs again anyway), and a new stage has none', () => {
+  const marks = stageMarks(plan, run('failed', [stage('a', 'succeeded'), stage('b', 'failed')]));
+  assert.equal(marks.get('b')?.mark, 'failed');
+  assert.match(marks.get('b')?.label ?? '', /^✗ failed/);
+  assert.equal(marks.has('c'), false);
 });
 
 test('nothing is marked before the first run, and a run in progress shows its statuses, not the plan', () => {

@@ -87,3 +87,30 @@ def test_an_edit_marks_its_stage_and_those_downstream_stale_and_the_run_says_why
     for cell, mark in ((LOAD, "cached"), (FEATURES, "succeeded"), (EVALUATE, "succeeded")):
         _wait_mark(lab_page, cell, mark)
     screenshot(page, "panel-reasons", panel.locator("section[aria-label='Runs']"))
+
+
+def test_a_failed_stage_names_the_cell_of_the_users_notebook(lab_page, notebook_copy):
+    def failing_evaluate(nb):
+        nb["cells"][EVALUATE]["source"] = "positive_rate = 1 / 0\nrows = len(features)"
+
+    lab_page.open_notebook(notebook_copy("small_pipeline.ipynb", edit=failing_evaluate))
+    panel = lab_page.open_panel()
+    lab_page.wait_graph_ready()
+    panel.get_by_role("button", name="Run pipeline").click()
+    run = panel.locator(".nbops-Run").first
+    run.wait_for(timeout=RUN_TIMEOUT_MS)
+    run.locator("xpath=self::*[@data-status!='running']").wait_for(timeout=RUN_TIMEOUT_MS)
+    assert run.get_attribute("data-status") == "failed"
+    error = run.locator(".nbops-StageRun[data-stage='evaluate'] .nbops-Issue")
+    assert "ZeroDivisionError" in error.inner_text()
+    # The cell of the notebook the user edits, not of the generated stage notebook.
+    assert error.get_attribute("data-cell") == str(EVALUATE)
+    goto = error.get_by_role("button", name=f"cell {EVALUATE} (positive_rate = 1 / 0)")
+    lab_page.select_cell(0)
+    goto.click()
+    lab_page.page.wait_for_function(
+        "i => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i]"
+        ".classList.contains('jp-mod-active')",
+        arg=EVALUATE,
+    )
+    _wait_mark(lab_page, EVALUATE, "failed")
