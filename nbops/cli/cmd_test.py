@@ -39,7 +39,10 @@ def _cmd_test(a: argparse.Namespace) -> int:
         render.print_json(report.to_json())
         return report.exit_code
     con = render.console
-    marks = {"passed": "[green]PASS[/]", "failed": "[red]FAIL[/]", "skipped": "[dim]SKIP[/]", "warned": "[yellow]WARN[/]"}
+    from nbops.status import COLOUR
+
+    marks = {"passed": f"[{COLOUR['succeeded']}]PASS[/]", "failed": f"[{COLOUR['failed']}]FAIL[/]",
+             "skipped": f"[{COLOUR['skipped']}]SKIP[/]", "warned": f"[{COLOUR['interrupted']}]WARN[/]"}  # fmt: skip
     from rich.markup import escape
 
     for c in report.cases:
