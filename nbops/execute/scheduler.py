@@ -275,10 +275,7 @@ class _Run:
 
     def deps(self, stage: StageSpec, ingest: StageIngest) -> list[dict]:
         """What the stage read, imported and ran against, fingerprinted now (the memo makes it cheap)."""
-        try:  # TEMP until plan/fingerprint lands
-            from nbops.plan.fingerprint import deps_from_records
-        except ImportError:
-            return []
+        from nbops.plan.fingerprint import deps_from_records
 
         deps = deps_from_records(ingest.records("reads"), self.req.cwd, self.planner.memo)
         unseen = sorted({d["what"] for d in deps if d.get("kind") == "unseen"})

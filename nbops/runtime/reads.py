@@ -81,6 +81,7 @@ class ReadTracker:
         # Followed through "os.chdir" events: os.path.abspath per open (a getcwd
         # syscall and a normpath) would be the biggest cost of the hook.
         self.cwd = os.getcwd()
+        self.home = self.cwd  # the notebook's folder: where the stage started
 
     def _abs(self, raw: str) -> str:
         path = raw if raw.startswith(os.sep) else f"{self.cwd}{os.sep}{raw}"
@@ -131,7 +132,8 @@ class ReadTracker:
             else:
                 self.note_read(path)
         elif event == "os.listdir" or event == "os.scandir":
-            self.note_dir(args[0])
+            if not _listed_for_imports(sys._getframe(1)):
+                self.note_dir(args[0])
         elif event == "os.chdir":
             if not isinstance(args[0], int):
                 self.cwd = self._abs(os.fsdecode(args[0]))
@@ -150,7 +152,7 @@ class ReadTracker:
 
     def collect(self, artifact_dir: Path) -> list[dict]:
         """The stage's reads as records, filtered; also its local modules and packages."""
-        skip = _excluded_prefixes(artifact_dir)
+        skip = _excluded_prefixes(artifact_dir, self.home)
         records: list[dict] = []
         modules = _local_modules(skip)
         module_files = {m["abspath"] for m in modules}
@@ -192,6 +194,17 @@ class ReadTracker:
 
 tracker = ReadTracker()
 _installed = False
+
+
+def _listed_for_imports(frame: Any, depth: int = 25) -> bool:
+    """Is this folder listed to find code (importlib.metadata, pkgutil, entry
+    points) rather than data? Only listings pay for this walk up the stack."""
+    while frame is not None and depth:
+        name = frame.f_code.co_filename
+        if "importlib" in name or name.endswith(("pkgutil.py", "pkg_resources/__init__.py")):
+            return True
+        frame, depth = frame.f_back, depth - 1
+    return False
 
 
 def install() -> ReadTracker:
@@ -242,7 +255,10 @@ def _realpath(path: str, real_dirs: dict[str, str]) -> str | None:
     return os.path.join(real_dirs[folder], name)
 
 
-def _excluded_prefixes(artifact_dir: Path) -> tuple[str, ...]:
+def _excluded_prefixes(artifact_dir: Path, home: str) -> tuple[str, ...]:
+    """Folders whose files are not data. A folder holding the notebook's own
+    folder (a notebook under /tmp) is not one of them: files beside the
+    notebook are always inputs, whatever lies above."""
     paths = {tempfile.gettempdir(), sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *_SYSTEM_DIRS}
     paths.update(sysconfig.get_paths().values())
     paths.update(site.getsitepackages() + [site.getusersitepackages()])
@@ -261,7 +277,9 @@ def _excluded_prefixes(artifact_dir: Path) -> tuple[str, ...]:
         if p:
             found.add(os.path.abspath(p))
             found.add(os.path.realpath(p))
-    return tuple(p.rstrip(os.sep) + os.sep for p in found if p != os.sep)
+    homes = {os.path.abspath(home) + os.sep, os.path.realpath(home) + os.sep}
+    prefixes = {p.rstrip(os.sep) + os.sep for p in found if p != os.sep}
+    return tuple(p for p in prefixes if not any(h.startswith(p) for h in homes))
 
 
 def _skipped(path: str, prefixes: tuple[str, ...]) -> bool:

@@ -93,7 +93,8 @@ def test_cache_off_and_resumed(tmp_path: Path):
     assert failed["status"] == "failed"
     resumed = api.resume(failed["id"], path=nb, params={"fail": False})
     assert kinds(resumed)["make"] == "resumed" and failed["id"] in reasons(resumed)["make"][1]
-    assert kinds(resumed)["always"] == "cache-off"
+    assert kinds(resumed)["always"] == "resumed"  # resume continues from the failure, cache:off or not
+    assert kinds(api.run(nb, {"fail": False}))["always"] == "cache-off"
     assert kinds(resumed)["last"] == "first-run"  # its only earlier execution failed
 
 
