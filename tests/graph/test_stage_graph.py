@@ -1,12 +1,8 @@
-"""The tag vocabulary, Kale aliases, the %%stage magic, and the analysis rules."""
+"""The stage graph of tagged notebooks: the tag vocabulary, Kale aliases and the %%stage magic in use."""
 
 from __future__ import annotations
 
-import pytest
-
 from nbops import api
-from nbops.graph import analyze_source
-from nbops.notebook import TagError, parse_stage_magic, read_cell_tags
 
 
 def stages(path):
@@ -52,16 +48,6 @@ def test_stage_magic_equals_tags(notebooks):
     assert g.roles[3][0] == "setup" and g.roles[4][0] == "skip"
 
 
-def test_magic_parse_errors_are_usage_messages():
-    with pytest.raises(TagError, match="--gpus: expected one argument") as info:
-        parse_stage_magic("%%stage train --gpus")
-    assert info.value.fix.startswith("%%stage NAME")
-    with pytest.raises(TagError, match="not a valid identifier"):
-        parse_stage_magic("%%stage ../x")
-    with pytest.raises(TagError, match="not a number"):
-        read_cell_tags(["stage:a", "gpus:lots"])
-
-
 def test_in_place_changes_define_the_name(notebooks):
     g, s = stages(notebooks / "mutation.ipynb")
     # features changes train/test through the loop alias, items.append, counter +=, config[...] =
@@ -70,34 +56,6 @@ def test_in_place_changes_define_the_name(notebooks):
     assert s["use"].inputs["items"] == "features" and s["use"].inputs["counter"] == "features"
     # drop(..., inplace=True) in clean: the latest train comes from clean
     assert s["use"].inputs["train"] == "clean"
-
-
-@pytest.mark.parametrize(
-    "source, reads, defines",
-    [
-        ("df['x'] = 1", ["df"], {"df"}),
-        ("obj.attr = 2", ["obj"], {"obj"}),
-        ("n += 1", ["n"], {"n"}),
-        ("df.drop(columns=['a'], inplace=True)", ["df"], {"df"}),
-        ("items.append(3)", ["items"], {"items"}),
-        ("model.fit(X, y)", ["model", "X", "y"], {"model"}),
-        ("for d in [a, b]:\n    d['k'] = 0", ["a", "b"], {"a", "b", "d"}),
-        ("alias = frame\nalias['c'] = 1", ["frame"], {"frame", "alias"}),
-        ("t.add_(1)", ["t"], {"t"}),
-        ("random.shuffle(deck)", ["random", "deck"], {"deck"}),
-        ("x = [v * w for v in vals]", ["vals", "w"], {"x"}),  # comprehension scope
-        ("import numpy as np\ny = np.zeros(2)", [], {"np", "y"}),
-    ],
-)
-def test_analysis_rules(source, reads, defines):
-    a = analyze_source(source)
-    assert a.reads == reads
-    assert a.defines == defines
-
-
-def test_function_bodies_are_deferred_reads():
-    a = analyze_source("def f(v):\n    return v * factor\nresult = f(2)")
-    assert "factor" in a.deferred and "factor" not in a.reads
 
 
 def test_ipython_syntax_does_not_break_analysis(notebooks):
