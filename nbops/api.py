@@ -31,7 +31,7 @@ __all__ = [
 
 
 def validate_stage_name(name: str) -> str:
-    if not isinstance(name, str) or not STAGE_NAME_RE.match(name):
+    if not isinstance(name, str) or not STAGE_NAME_RE.fullmatch(name):
         raise UsageError(f"{name!r} is not a stage name", "stage names are identifiers: letters, digits and _")
     return name
 

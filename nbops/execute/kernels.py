@@ -27,7 +27,7 @@ import nbops.runtime.marshal
 for _m in ("numpy", "pandas", "pyarrow.feather"):
     try:
         __import__(_m)
-    except Exception:
+    except ImportError:  # not installed: the stage imports what it needs itself
         pass
 del _m
 """
@@ -63,8 +63,8 @@ def start_kernel(kernel_name: str, cwd: str, env: dict[str, str] | None = None, 
 def shutdown_kernel(km: AsyncKernelManager) -> None:
     try:
         run_sync(km.shutdown_kernel)(now=True)
-    except Exception:
-        pass  # already dead: that is fine
+    except Exception as exc:  # already dead, or its manager is: either way the kernel is gone
+        km.nbops_shutdown_error = exc  # type: ignore[attr-defined]
 
 
 class KernelPool:

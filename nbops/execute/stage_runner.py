@@ -140,8 +140,8 @@ def _error_from_exception(task: StageTask, exc: Exception, timed_out: bool, log_
             nb = nbformat.read(task.output_notebook, as_version=4)
             cell_index, cell = _failed_cell(nb)
             source = cell.get("source") if cell is not None else None
-        except Exception:
-            pass
+        except (OSError, ValueError):  # half-written by a dying kernel: the error still stands, without its cell
+            cell_index, source = None, None
     if timed_out or name == "CellTimeoutError":
         return StageErrorInfo("TimeoutError", f"stage {task.stage!r} ran past its timeout of {task.timeout:g} s", cell_index, source)
     if name == "DeadKernelError":

@@ -120,7 +120,7 @@ def _resource(key: str, text: str) -> object:
 
 
 def _stage_name(name: str, tag: str) -> str:
-    if not STAGE_NAME_RE.match(name):
+    if not STAGE_NAME_RE.fullmatch(name):
         raise TagError(
             f"stage name {name!r} (from {tag!r}) is not a valid identifier",
             "use letters, digits and _ only, not starting with a digit, e.g. stage:train_model",

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from nbops.errors import UsageError
 from nbops.runtime.context import current
 from nbops.runtime.files import sha256_file
 
@@ -16,7 +17,7 @@ __all__ = ["log_metric", "log_artifact", "input"]
 def log_metric(name: str, value: Any, step: int | None = None) -> None:
     """Record a metric of the running stage (or say what would be recorded)."""
     if not isinstance(name, str) or not name:
-        raise ValueError("log_metric: name must be a non-empty string")
+        raise UsageError(f"log_metric: the name must be a non-empty string, not {name!r}", "nbops.log_metric('accuracy', 0.93)")
     ctx = current()
     if ctx is None:
         print(f"nbops: not in a run; would record metric {name}={value!r}" + (f" (step {step})" if step is not None else ""))

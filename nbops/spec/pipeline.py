@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from nbops.errors import NbopsError
+from nbops.runtime.files import write_atomic
 
 __all__ = ["SCHEMA", "StageSpec", "PipelineSpec", "ParamSpec", "load_pipeline", "write_atomic"]
 
@@ -95,12 +96,3 @@ def load_pipeline(folder: str | os.PathLike) -> PipelineSpec:
         stages=[StageSpec(**s) for s in data["stages"]],
         folder=Path(folder).resolve(),
     )
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if isinstance(data, str):
-        data = data.encode()
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
