@@ -87,7 +87,7 @@ def prepare(target: str | os.PathLike, store: str | os.PathLike | None = None) -
         cwd = source.parent if source.parent.is_dir() else path.resolve()
         return Prepared(spec, str(source), str(cwd), open_store(store, source if source.exists() else path))
     if not path.exists():
-        raise NbopsError(f"{path} not found", "pass a notebook (.ipynb) or a folder made by 'nbops convert'")
+        raise NotFoundError(f"{path} not found", "pass a notebook (.ipynb) or a folder made by 'nbops convert'")
     g = load_graph(path).raise_for_errors()
     rs = open_store(store, path)
     absolute = path.resolve()

@@ -16,8 +16,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from nbops.errors import ParameterError
+from nbops.errors import NotFoundError, ParameterError
 from nbops.spec import ParamSpec
+from nbops.text import article
 
 __all__ = ["parse_assignments", "load_params_file", "resolve_params", "mask_secrets", "is_secret", "SECRET_RE"]
 
@@ -48,7 +49,7 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
-        raise ParameterError(f"parameters file {path} not found", "check the -f path") from None
+        raise NotFoundError(f"parameters file {path} not found", "check the -f path") from None
     except yaml.YAMLError as exc:
         raise ParameterError(f"parameters file {path} is not valid YAML: {exc}", "fix the YAML") from None
     if data is None:
@@ -84,7 +85,7 @@ def _from_text(name: str, text: str, kind: str) -> Any:
             return value
         return yaml.safe_load(text)  # type "none": the default was None, take the YAML scalar
     except (ValueError, yaml.YAMLError):
-        raise ParameterError(f"parameter {name} is a {kind}, got {text!r}", fix) from None
+        raise ParameterError(f"parameter {name} is {article(kind)}, got {text!r}", fix) from None
 
 
 def _example(kind: str) -> str:
@@ -101,7 +102,7 @@ def _check_typed(name: str, value: Any, kind: str) -> Any:
         "dict": lambda v: isinstance(v, dict),
     }.get(kind, lambda v: True)
     if not ok(value):
-        raise ParameterError(f"parameter {name} is a {kind}, got {type(value).__name__} {value!r}", f"give {name} a {kind} value")
+        raise ParameterError(f"parameter {name} is {article(kind)}, got {type(value).__name__} {value!r}", f"give {name} {article(kind)} value")
     return float(value) if kind == "float" else value
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from nbops.errors import NbopsError
+from nbops.errors import NbopsError, NotFoundError
 from nbops.runtime.files import write_atomic
 
 __all__ = ["SCHEMA", "StageSpec", "PipelineSpec", "ParamSpec", "load_pipeline", "write_atomic"]
@@ -81,7 +81,7 @@ def load_pipeline(folder: str | os.PathLike) -> PipelineSpec:
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise NbopsError(f"{path} not found", "pass a notebook, or a folder made by 'nbops convert'") from None
+        raise NotFoundError(f"{path} not found", "pass a notebook, or a folder made by 'nbops convert'") from None
     except yaml.YAMLError as exc:
         raise NbopsError(f"{path} is not valid YAML: {exc}", "re-create it with 'nbops convert'") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:

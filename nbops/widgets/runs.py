@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from nbops.errors import NbopsError, UsageError
+from nbops.errors import NotFoundError, UsageError
 from nbops.widgets.pareto import pareto_front
 from nbops.widgets.runs_table import METRIC, PARAM, RunsTable, guess_direction, runs_table
 from nbops.widgets.view import FigureSlot, WidgetView, fmt, require_plotly, styled
@@ -34,7 +34,7 @@ def _load_runs(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if p.is_dir() and (p / "runs.db").exists():
         return api.list_runs(None, store=p, limit=100_000)
     if not p.exists():
-        raise NbopsError(f"runs_view: {p} not found", "pass a notebook, a pipeline folder or a run store (.nbops) folder")
+        raise NotFoundError(f"runs_view: {p} not found", "pass a notebook, a pipeline folder or a run store (.nbops) folder")
     return api.list_runs(p, limit=100_000)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from nbops.errors import UsageError
+from nbops.text import article
 
 __all__ = ["RunsTable", "guess_direction", "runs_table"]
 
@@ -70,7 +71,7 @@ def runs_table(runs: Iterable[dict[str, Any]] | pd.DataFrame) -> RunsTable:
 
 def _flatten(index: int, run: Any) -> dict[str, Any]:
     if not isinstance(run, dict):
-        raise UsageError(f"runs[{index}] is a {type(run).__name__}, not a run dict",
+        raise UsageError(f"runs[{index}] is {article(type(run).__name__)}, not a run dict",
                          'each run looks like {"id": ..., "status": ..., "params": {...}, "metrics": {...}}')
     row = {k: v for k, v in run.items() if k not in ("params", "metrics") and _is_scalar(v)}
     row.setdefault("id", str(index))

@@ -118,13 +118,13 @@ def test_parameters_are_typed_data_never_code(workdir):
     db = (workdir / ".nbops" / "runs.db").read_bytes()
     assert b"s3cr3t" not in db
 
-    with pytest.raises(ParameterError, match="count is a int, got 'many'"):
+    with pytest.raises(ParameterError, match="count is an int, got 'many'"):
         api.run(nb, assignments=["count=many"])
     with pytest.raises(ParameterError, match="unknown parameter colour"):
         api.run(nb, {"colour": "red"})
     before = len(api.list_runs(nb))
     bad = run_cli("run", str(nb), "-p", "count=1.5")
-    assert bad.returncode == 2 and "count is a int" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "count is an int" in bad.stderr and "Traceback" not in bad.stderr
     assert len(api.list_runs(nb)) == before  # nothing ran
 
 
