@@ -30,20 +30,20 @@ def cell_ref(index: int | None, source_or_line: str | None = None) -> str:
 
 
 def format_number(value: Any, digits: int = 4) -> str:
-    """Metrics and parameters as people read them: 0.8416, 1.2e-05, 12,000, True."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    """Numbers as people read them: 0.8416, 1.2e-05, 12,000, 3.142e+07, True.
+
+    Works on Python and numpy scalars alike; anything else is ``str()``."""
+    if value is None or isinstance(value, str) or type(value).__name__ in ("bool", "bool_"):
         return str(value)
-    if isinstance(value, int):
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, int) or type(value).__name__.startswith(("int", "uint")):
+        return f"{int(value):,}"
     try:
         x = float(value)
     except (TypeError, ValueError):
         return str(value)
     if not math.isfinite(x):
         return str(x)
-    if x != 0 and (abs(x) < 10 ** -digits or abs(x) >= 10**7):
-        return f"{x:.{max(digits - 1, 1)}e}"
-    return f"{x:.{digits}g}" if abs(x) < 1 else f"{x:,.{digits}f}".rstrip("0").rstrip(".")
+    return f"{x:,.{digits}g}" if abs(x) < 1e6 else f"{x:.{digits}g}"
 
 
 def article(word: str) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nbops.errors import MissingExtraError
+from nbops.text import format_number
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -181,18 +182,9 @@ def table_html(rows: list[tuple[str, Any]]) -> str:
 
 def fmt(value: Any) -> str:
     """A number or value as a short display string."""
-    if value is None:
+    if value is None or (isinstance(value, (float, np.floating)) and value != value):  # None, NaN: an empty cell
         return ""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        if value != value:  # NaN
-            return ""
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:.4g}"
-    return str(value)
+    return format_number(value)
 
 
 def human_bytes(n: int) -> str:

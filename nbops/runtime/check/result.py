@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from nbops.errors import UsageError
 from nbops.runtime.context import _jsonable, current
+from nbops.text import format_number
 
 if TYPE_CHECKING:
     import numpy as np
@@ -175,11 +175,7 @@ def _default_name(check: str, columns: str | list[str] | None) -> str:
 
 def _fmt(value: Any, none: str = "none") -> str:
     """A number short enough for a one-line message."""
-    if value is None:
-        return none
-    if isinstance(value, float) or type(value).__name__.startswith("float"):
-        return f"{float(value):.4g}" if math.isfinite(float(value)) else str(float(value))
-    return str(value)
+    return none if value is None else format_number(value)
 
 
 def _quote(items: Iterable[str], limit: int = _QUOTE) -> str:
