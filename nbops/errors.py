@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nbops.text import cell_ref
+
 __all__ = [
     "NbopsError",
     "UsageError",
@@ -62,7 +64,7 @@ class CellIssue:
     def where(self, path: str) -> str:
         if self.cell_index is None:
             return path
-        return f'{path}, cell {self.cell_index} ("{self.cell_first_line}")'
+        return f"{path}, {cell_ref(self.cell_index, self.cell_first_line)}"
 
     def to_json(self) -> dict:
         return {
