@@ -16,6 +16,9 @@ import { NotebookWatcher } from './watcher';
 
 const GRAPH_DEBOUNCE_MS = 500;
 const PLAN_DEBOUNCE_MS = 300;
+// Data files and local modules change outside the editor: the plan of the active
+// notebook is checked again this often (the server remembers file hashes by stat).
+const PLAN_RECHECK_MS = 10_000;
 const POLL_MS = 1000;
 
 /** Where the graph request stands; the panel shows it as `data-graph-state`. */
@@ -245,6 +248,18 @@ export class PipelineModel implements IPipelineModel {
     }
     this._plan = plan;
     this._changed.emit('plan');
+    this._recheckPlanLater();
+  }
+
+  private _recheckPlanLater(): void {
+    window.clearTimeout(this._planTimer);
+    this._planTimer = window.setTimeout(() => {
+      if (document.visibilityState === 'visible') {
+        void this._refreshPlan();
+      } else {
+        this._recheckPlanLater(); // a hidden tab asks nothing of the server
+      }
+    }, PLAN_RECHECK_MS);
   }
 
   private readonly _changed = new Signal<IPipelineModel, PipelineChange>(this);

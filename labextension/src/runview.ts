@@ -84,6 +84,20 @@ function stageLine(s: IStageRun, color: string | undefined, actions: IRunViewAct
           h('span', { className: 'nbops-Dim' }, ` ${s.reason.detail}`)
         )
       : null,
+    s.data?.length
+      ? h(
+          'ul',
+          { className: 'nbops-DataInputs nbops-Indent', 'aria-label': `Data read by ${s.name}` },
+          ...s.data.map(d =>
+            h(
+              'li',
+              { className: 'nbops-DataInput', title: d.sha256 ?? 'missing when the stage ran' },
+              h('span', {}, `reads ${d.kind === 'dir' ? 'folder ' : ''}${d.path}`),
+              h('span', { className: 'nbops-Dim' }, ` ${d.sha256 ? d.sha256.slice(0, 12) : 'missing'}`)
+            )
+          )
+        )
+      : null,
     metrics.length
       ? h(
           'div',

@@ -150,6 +150,15 @@ export interface IStageRun {
   has_notebook: boolean;
   /** Why it ran or was reused; null for a stage not reached, or an older record. */
   reason?: IReason | null;
+  /** The data files, folders and remote objects the stage read, with their hash when it ran. */
+  data?: IDataInput[];
+}
+
+/** One data input of a stage, as the run recorded it. */
+export interface IDataInput {
+  kind: 'file' | 'dir' | 'remote';
+  path: string;
+  sha256: string | null;
 }
 
 /** `GET /nbops/runs/<id>`. */

@@ -114,3 +114,21 @@ def test_a_failed_stage_names_the_cell_of_the_users_notebook(lab_page, notebook_
         arg=EVALUATE,
     )
     _wait_mark(lab_page, EVALUATE, "failed")
+
+
+def test_a_stage_lists_the_data_it_read_and_goes_stale_when_that_file_changes(lab, lab_page, notebook_copy):
+    rel = notebook_copy("reads_data.ipynb")
+    data = lab.root / Path(rel).parent / "reads_data.csv"
+    data.write_text("x\n1\n2\n3\n")
+    lab_page.open_notebook(rel)
+    panel = lab_page.open_panel()
+    lab_page.wait_graph_ready()
+    run = _run_from_panel(lab_page, panel, 1)
+    read = run.locator(".nbops-StageRun[data-stage='load'] .nbops-DataInput")
+    assert read.inner_text().startswith("reads reads_data.csv ")
+    _wait_mark(lab_page, 0, "succeeded")
+
+    data.write_text("x\n1\n2\n30\n")  # changed outside the editor: the panel re-checks the plan by itself
+    _wait_mark(lab_page, 0, "stale")
+    assert "reads_data.csv" in lab_page.cell(0).locator(".nbops-StageMark").get_attribute("title")
+    assert lab_page.cell(1).get_attribute("data-nbops-mark") == "stale"  # downstream of the read
