@@ -48,13 +48,15 @@ REMOTE_KEYS = (
     "version_id",
     "LastModified",
     "last_modified",
+    "Last-Modified",  # fsspec's http backend passes the header through
+    "Content-MD5",
+    "Digest",
     "mtime",
     "updated",
     "generation",
     "md5Hash",
     "crc32c",
     "created",
-    "size",
 )
 
 
@@ -231,7 +233,11 @@ def remote_fingerprint(url: str) -> tuple[dict | None, str | None]:
     except (ImportError, OSError, ValueError, RuntimeError) as exc:  # missing backend, no network, no access
         return None, f"{type(exc).__name__}: {exc}"
     found = {k: str(info[k]) for k in REMOTE_KEYS if info.get(k) is not None}
-    return (found or None), (None if found else "fsspec info() gives no version field")
+    if not found:  # a size alone does not tell two versions apart: correctness first
+        return None, "the server gives no ETag, version id or Last-Modified for it"
+    if info.get("size") is not None:
+        found["size"] = str(info["size"])
+    return found, None
 
 
 def _realpath(path: str, real_dirs: dict[str, str]) -> str | None:
