@@ -289,9 +289,11 @@ def test_only_values_with_notebook_code_go_by_value(tmp_path, monkeypatch):
     point = Point()
     point.x, point.y = 3, -4
     values = {"point": point, "plain": {"a": [1, 2]}, "model": LinearRegression(), "layer": torch.nn.Linear(2, 1)}
+    values["view"] = {"k": 1}.keys()  # plain pickle refuses it, cloudpickle reduces it
     marshal.end("s", str(tmp_path), values, outputs={k: ["t"] for k in values})
     by_value = {p.stem for p in (tmp_path / "s").iterdir() if b"cloudpickle" in p.read_bytes()}
-    assert by_value == {"point"}
+    assert by_value == {"point", "view"}
+    assert list(marshal.load_input(str(tmp_path), "s", "view", "t")) == ["k"]
     code = f"from nbops.runtime import marshal; print(marshal.load_input({str(tmp_path)!r}, 's', 'point', 't').norm())"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert loaded.stdout.strip() == "7", loaded.stderr[-2000:]
