@@ -47,7 +47,7 @@ def notebook(tmp_path: Path) -> Path:
     return path
 
 
-def test_ray_stages_record_driver_paths_and_rerun_on_change(cluster, notebook):
+def test_ray_stages_record_driver_paths_and_rerun_on_change(cluster, notebook):  # noqa: F811 (the fixture)
     folder = notebook.parent
     first = drive(cluster, notebook, "--executor", "ray", timeout=420)
     assert first["status"] == "succeeded", [s["error"] for s in first["stages"] if s["error"]]
