@@ -20,7 +20,9 @@ from nbops.errors import NbopsError, NotFoundError, ParameterError, UsageError
 from nbops.graph import StageGraph, build_graph
 from nbops.notebook import STAGE_NAME_RE, notebook_from_dict, read_notebook
 from nbops.plan import is_secret, load_params_file, parse_assignments, resolve_params
-from nbops.spec import PipelineSpec, convert as convert_graph, load_pipeline
+from nbops.spec import PipelineSpec, load_pipeline
+from nbops.spec import convert as convert_graph
+from nbops.status import DONE_OK, SKIPPED, SUCCEEDED
 from nbops.store import RunStore, iso, validate_run_id
 
 __all__ = [
@@ -311,7 +313,7 @@ def run_to_json(run: Mapping[str, Any]) -> dict[str, Any]:
 def _stage_reason(stage: Mapping[str, Any]) -> dict[str, str] | None:
     if stage.get("reason"):
         return stage["reason"]
-    if stage["status"] == "skipped":
+    if stage["status"] == SKIPPED:
         return {"kind": "skipped", "detail": "an upstream stage failed or was skipped"}
     return None  # pending, or recorded by an nbops that kept no reasons
 
@@ -398,9 +400,9 @@ def _parent_params(parent: dict, overrides: Mapping[str, Any] | None) -> dict:
 def resume(run_id: str, *, path=None, store=None, executor: str = "local", jobs=None, progress=None, params=None, address=None) -> dict:
     """A new run that reuses the stages that succeeded and continues from the failed one."""
     rs, parent, prep = _parent(run_id, path, store)
-    if parent["status"] == "succeeded":
+    if parent["status"] == SUCCEEDED:
         raise UsageError(f"run {run_id} succeeded: nothing to resume", f"use 'nbops rerun {run_id}' to reproduce it")
-    reuse = {s["name"]: s for s in parent["stages"] if s["status"] in ("succeeded", "cached") and s.get("notebook_sha256")}
+    reuse = {s["name"]: s for s in parent["stages"] if s["status"] in DONE_OK and s.get("notebook_sha256")}
     context = RunContext(kind="resume", parent_id=run_id, reuse=reuse, prepared=prep)
     return run(None, _parent_params(parent, params), executor=executor, jobs=jobs, progress=progress, address=address,
                metric_names=(parent.get("report") or {}).get("metric_names"), context=context)  # fmt: skip
@@ -425,7 +427,7 @@ def _differences(a: dict, b: dict, tolerance: float = 0.0) -> list[dict]:
     stages_a = {s["name"]: s for s in a["stages"]}
     for s in b["stages"]:
         old = stages_a.get(s["name"])
-        if old is None or old["status"] not in ("succeeded", "cached") or s["status"] not in ("succeeded", "cached"):
+        if old is None or old["status"] not in DONE_OK or s["status"] not in DONE_OK:
             continue
         for var in sorted(set(old["outputs"]) | set(s["outputs"])):
             ha = old["outputs"].get(var, {}).get("sha256")

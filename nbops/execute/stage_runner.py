@@ -17,6 +17,7 @@ from typing import Any
 
 from nbops.execute.base import StageErrorInfo, StageOutcome, StageTask
 from nbops.execute.kernels import shutdown_kernel, start_kernel
+from nbops.status import FAILED, SUCCEEDED
 
 __all__ = ["run_stage", "gpu_preamble"]
 
@@ -104,7 +105,7 @@ def run_stage(task: StageTask, km: Any = None, gpu_ids: list[str] | None = None)
             km=km,
         )
         raise_for_execution_errors(nb, task.output_notebook)
-        return StageOutcome(task.stage, "succeeded", started, time.time(), task.output_notebook, None, worker)
+        return StageOutcome(task.stage, SUCCEEDED, started, time.time(), task.output_notebook, None, worker)
     except PapermillExecutionError as exc:
         error = StageErrorInfo(exc.ename, str(exc.evalue), exc.cell_index, exc.source, "\n".join(exc.traceback or []))
     except Exception as exc:  # dead kernel, timeout, papermill/nbclient failures
@@ -115,7 +116,7 @@ def run_stage(task: StageTask, km: Any = None, gpu_ids: list[str] | None = None)
         if km is not None:  # kernels are used once: no state leaks into the next stage
             shutdown_kernel(km)
     return StageOutcome(
-        task.stage, "failed", started, time.time(),
+        task.stage, FAILED, started, time.time(),
         task.output_notebook if os.path.exists(task.output_notebook) else None, error, worker,
     )
 
