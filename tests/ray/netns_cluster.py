@@ -30,7 +30,7 @@ HEAD_PORT = 6380
 # `ray start` on a loaded machine (2 cores shared by many processes) can miss Ray's
 # own deadlines ("RPC error: Deadline Exceeded"): give it longer, and try again.
 START_ATTEMPTS = 3
-START_TIMEOUT_S = 240
+START_TIMEOUT_S = 180
 
 
 def unavailable() -> str | None:
@@ -142,6 +142,9 @@ class NetnsRayCluster:
                 self.run(_ray_bin(), "start", *args, timeout=START_TIMEOUT_S)
                 return
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                said = exc.stderr if isinstance(exc, subprocess.TimeoutExpired) else str(exc)
+                said = said.decode(errors="replace") if isinstance(said, bytes) else (said or "")
+                print(f"netns_cluster: ray start ({what}) attempt {attempt} failed: {said[-1500:]}", file=sys.stderr, flush=True)
                 if attempt == START_ATTEMPTS:
                     raise RuntimeError(f"ray start ({what}) failed {START_ATTEMPTS} times; last: {exc}") from None
                 _kill_all([p for p in self._ns_pids() if p not in before])

@@ -25,7 +25,10 @@ sys.path.insert(0, str(HERE))
 from netns_cluster import NetnsRayCluster, unavailable  # noqa: E402
 
 WHY_NOT = unavailable()
-pytestmark = [pytest.mark.ray, pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")]
+# The first test also starts the cluster (fixture): on a loaded machine `ray start` alone
+# may take minutes and is retried (netns_cluster.START_ATTEMPTS), so the per-test limit
+# must hold the slowest start the fixture allows, not pyproject's 300 s.
+pytestmark = [pytest.mark.ray, pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or ""), pytest.mark.timeout(1200)]
 
 DRIVER = str(HERE / "driver.py")
 GB = 1_000_000_000
