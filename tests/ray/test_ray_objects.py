@@ -20,7 +20,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from test_ray_executor import WHY_NOT, cluster, drive  # noqa: E402, F401  (cluster: the module-scoped fixture)
 
-pytestmark = [pytest.mark.ray, pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")]
+# The first test also starts this module's cluster, which on a loaded machine may take
+# minutes (netns_cluster retries `ray start`): more than pyproject's 300 s per test.
+pytestmark = [pytest.mark.ray, pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or ""), pytest.mark.timeout(1200)]
 
 FIXTURES = HERE.parent / "notebooks"
 
