@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("store", {"store"}),
     ("plan", {"plan"}),
     ("execute", {"execute"}),
-    ("services", {"api", "ci", "report", "sweep", "sweep_space", "models", "features", "automate", "export"}),
+    ("services", {"api", "history", "ci", "report", "sweep", "sweep_space", "models", "features", "automate", "export"}),
     ("surfaces", {"cli", "server", "magics", "widgets", "labextension"}),
 ]
 # Shared by every layer (typed errors, status constants, text helpers): importable from anywhere.

@@ -163,7 +163,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     outputs, metrics = render.compared(first)
     for other in results[1:]:
         # Metrics decide (within --tolerance); outputs are shown, since a pickle may differ byte-wise.
-        diffs = api._differences(first, other, a.tolerance)
+        diffs = api.differences(first, other, a.tolerance)
         metric_differs = any(d["kind"] == "metric" for d in diffs)
         if not a.json:
             render.err_console.print(f"{first['id']} vs {other['id']} (tolerance {a.tolerance:g}):")

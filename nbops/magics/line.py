@@ -230,7 +230,7 @@ class NbopsMagics(Magics):
         try:
             result = api.run(
                 path, params_file=args.params_file, assignments=args.param, executor=args.executor, jobs=args.jobs,
-                no_cache=args.no_cache, store=args.store, address=args.address or os.environ.get("RAY_ADDRESS"),
+                no_cache=args.no_cache, store=args.store, address=args.address,
                 metric_names=args.metric, progress=progress, context=api.RunContext(on_created=on_created),
             )  # fmt: skip
         except KeyboardInterrupt:

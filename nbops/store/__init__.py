@@ -1,5 +1,6 @@
 """The run store: SQLite metadata and content-addressed artifacts."""
 
+from nbops.store.location import open_store, store_root
 from nbops.store.objects import ObjectStore, sha256_file
 from nbops.store.run_store import RUN_ID_RE, RUN_STATUSES, STAGE_STATUSES, RunStore, iso, new_run_id, validate_run_id
 
@@ -11,6 +12,8 @@ __all__ = [
     "STAGE_STATUSES",
     "iso",
     "new_run_id",
+    "open_store",
+    "store_root",
     "sha256_file",
     "validate_run_id",
 ]
