@@ -51,12 +51,15 @@ class Serializer:
     are not importable in another stage's kernel. Pickle through
     ``nbops.runtime.byvalue`` so they travel by value:
 
-    - ``byvalue.dumps_by_value(value)`` / ``dump_by_value(value, f)`` for bytes
-      that plain ``pickle.load`` reads back;
+    - ``byvalue.dumps_by_value(value)`` (bytes) or ``dump_by_value(value, f)``
+      for a pickle that plain ``pickle.load`` reads back;
     - ``byvalue.dump_with_pickle_module(save, value, f)`` for a library that
       takes ``pickle_module=`` (as ``torch.save`` does): it calls
-      ``save(value, f, pickle_module)`` and may truncate and call it again, so
-      ``f`` must be seekable and ``streams`` False.
+      ``save(value, f, pickle_module)``.
+
+    Both writing forms try by reference first and, at the first notebook-defined
+    object, truncate ``f`` and write again by value: ``f`` must be seekable, so
+    leave ``streams`` False (or pickle into bytes with ``dumps_by_value``).
 
     ``dump`` raises for a value it cannot write; the next serializer is tried,
     and if none succeeds the stage fails with a MarshalError naming the value.
