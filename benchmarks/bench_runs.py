@@ -87,8 +87,9 @@ HANDOFF_NB = {
 
 def bench_handoff(gb: float) -> dict:
     sys.path.insert(0, str(ROOT))
-    from nbops import api
     import nbformat
+
+    from nbops import api
 
     work = Path(tempfile.mkdtemp(prefix="nbops-handoff-"))
     nb = work / "handoff.ipynb"

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import nbops
 from nbops.errors import NbopsError, NotFoundError, ParameterError, UsageError

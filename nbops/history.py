@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from nbops.errors import NotFoundError, UsageError
 from nbops.notebook import STAGE_NAME_RE

@@ -89,7 +89,7 @@ class Executor(abc.ABC):
         """What the run record says about the executor."""
         return {"name": self.name}
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: object) -> None:

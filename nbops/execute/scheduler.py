@@ -16,10 +16,11 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nbops.execute.base import Executor, StageErrorInfo, StageOutcome, StageTask
 from nbops.execute.ingest import StageIngest, error_record, write_manifest, write_returned_files

@@ -7,8 +7,9 @@ stage record keeps. The reason kinds are the ones a run record, ``nbops why``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from nbops.text import cell_ref, format_number
 

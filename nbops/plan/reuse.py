@@ -15,8 +15,9 @@ ran.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from nbops.plan.cache import cache_key, stage_cells, stage_key_parts
 from nbops.plan.environment import base_environment, installed_packages

@@ -22,10 +22,11 @@ import secrets
 import socket
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from nbops.errors import NotFoundError, StoreError, UsageError
 from nbops.status import RUN_STATUSES, STAGE_STATUSES

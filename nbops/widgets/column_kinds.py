@@ -36,7 +36,7 @@ def column_kind(series: pd.Series, n_null: int | None = None) -> str:
         return NUMERIC  # as seconds
     if pdt.is_numeric_dtype(dtype) and not pdt.is_complex_dtype(dtype):
         return NUMERIC
-    if dtype == object:
+    if pdt.is_object_dtype(dtype):
         # An object column of plain numbers (e.g. read from JSON) is summarized
         # as numbers; infer_dtype scans in C and stops early on mixed values.
         inferred = pdt.infer_dtype(series, skipna=True)
@@ -52,7 +52,7 @@ def float_values(series: pd.Series) -> np.ndarray:
     dtype = series.dtype
     if pdt.is_timedelta64_dtype(dtype):
         return series.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
-    if dtype == object:
+    if pdt.is_object_dtype(dtype):
         return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     if dtype == np.float64:
         return series.to_numpy()

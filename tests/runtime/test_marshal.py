@@ -38,8 +38,8 @@ def test_round_trip(tmp_path, value, serializer):
 
 
 def test_sklearn_and_torch_serializers(tmp_path):
-    from sklearn.linear_model import LinearRegression
     import torch
+    from sklearn.linear_model import LinearRegression
 
     model = LinearRegression().fit([[0], [1]], [0, 1])
     net = torch.nn.Linear(2, 1)

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from nbops.errors import MissingExtraError, UsageError
-
 from nbops.runtime.check.result import CheckResult, _columns, _default_name, _finish, _fmt, _frame_column, _plain, _quote, _sample
 
 if TYPE_CHECKING:

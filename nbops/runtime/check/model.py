@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nbops.errors import MissingExtraError, UsageError
-
 from nbops.runtime.check.result import CheckResult, _finish, _fmt, _metric_bound
 
 if TYPE_CHECKING:

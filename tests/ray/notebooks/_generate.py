@@ -15,7 +15,6 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parents[1] / "notebooks"))
 from _generate import nb  # noqa: E402
 
-
 FIXTURES = {
     # load -> (left on a GPU, right on CPU, in parallel) -> join; load reads a data
     # file by a relative path, which must reach the workers with the working_dir.
