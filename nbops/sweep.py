@@ -373,18 +373,13 @@ def _trial_json(t, objectives: list[Objective], constraints: list[Constraint]) -
 
 def pareto_front(trials: list[dict], objectives: list[Objective]) -> list[dict]:
     """The non-dominated trials among ``trials`` (each with ``values``)."""
-    signs = [1.0 if o.direction == "maximize" else -1.0 for o in objectives]
+    from nbops.pareto import pareto_front as front_mask
 
-    def score(t: dict) -> list[float]:
-        return [s * t["values"][o.name] for s, o in zip(signs, objectives)]
-
-    front = []
-    for t in trials:
-        a = score(t)
-        dominated = any(all(x >= y for x, y in zip(score(u), a)) and any(x > y for x, y in zip(score(u), a)) for u in trials if u is not t)
-        if not dominated:
-            front.append(t)
-    return front
+    if not trials:
+        return []
+    points = [[t["values"][o.name] for o in objectives] for t in trials]
+    mask = front_mask(points, [o.direction for o in objectives])
+    return [t for t, on_front in zip(trials, mask) if on_front]
 
 
 def show_study(name: str, *, path=None, store=None) -> dict:

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("surfaces", {"cli", "server", "magics", "widgets", "labextension"}),
 ]
 # Shared by every layer (typed errors, status constants, text helpers): importable from anywhere.
-ANYWHERE = {"errors", "status", "text"}
+ANYWHERE = {"errors", "status", "text", "pareto"}
 # The package's own entry points: they wire layers together, so nothing is checked in them.
 ENTRY_POINTS = {"__init__", "__main__"}
 

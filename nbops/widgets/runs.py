@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from nbops.errors import NotFoundError, UsageError
-from nbops.widgets.pareto import pareto_front
+from nbops.pareto import pareto_front
 from nbops.widgets.runs_table import METRIC, PARAM, RunsTable, guess_direction, runs_table
 from nbops.widgets.view import FigureSlot, WidgetView, fmt, require_plotly, styled
 

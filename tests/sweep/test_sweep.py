@@ -54,7 +54,7 @@ def test_space_kinds_and_values_typed_by_the_declared_parameter():
         ("lr=loguniform(0,1)", UsageError, "low > 0"),
         ("lr=uniform(1,0)", UsageError, "low must be below high"),
         ("depth=int(2,x)", UsageError, "not an integer"),
-        ("depth=choice(3,three)", ParameterError, "is a int"),
+        ("depth=choice(3,three)", ParameterError, "is an int"),
         ("sizes=choice([1],[2])", UsageError, "numbers, strings, booleans"),
     ],
 )

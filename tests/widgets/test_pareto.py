@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nbops.errors import UsageError
-from nbops.widgets.pareto import pareto_front
+from nbops.pareto import pareto_front
 
 
 def test_known_front_maximizing_both():

@@ -1,4 +1,8 @@
-"""``pareto_front(points, directions)``: the runs no other run beats on every metric."""
+"""``pareto_front(points, directions)``: the runs no other run beats on every metric.
+
+The one Pareto front of nbops: the runs view (widgets) and sweeps (``nbops sweep
+show``) both use it. Pure numpy, importable from any layer.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from nbops.errors import UsageError
 
 __all__ = ["pareto_front"]
 
-_DIRECTIONS = {"max": -1.0, "min": 1.0}
+_DIRECTIONS = {"max": -1.0, "min": 1.0, "maximize": -1.0, "minimize": 1.0}  # ours and optuna's words
 _CHUNK = 1024  # rows compared at once: bounds memory to CHUNK x n x k booleans
 
 
@@ -18,7 +22,8 @@ def pareto_front(points: np.ndarray | Sequence[Sequence[float]], directions: Seq
     """A boolean mask of the non-dominated points.
 
     ``points`` is ``n x k`` (one row per run, one column per metric) and
-    ``directions`` says, per metric, ``"max"`` or ``"min"``. A point is
+    ``directions`` says, per metric, ``"max"`` or ``"min"`` (optuna's
+    ``"maximize"``/``"minimize"`` too). A point is
     dominated when another is at least as good on every metric and better on
     one. Rows with a NaN are never on the front; equal points are both on it.
 
