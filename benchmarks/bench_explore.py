@@ -77,8 +77,7 @@ def make_frame(n: int, seed: int = 0) -> pd.DataFrame:
             "email": [f"user{i}@example.com" for i in rng.permutation(n)],
             "city": np.array([f"city{i}" for i in range(2000)], dtype=object)[rng.integers(0, 2000, n)],
             "signup": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 3 * 365 * 86400, n), unit="s"),
-            "last_seen": pd.Timestamp("2024-01-01", tz="UTC")
-            + pd.to_timedelta(rng.integers(0, 30 * 86400, n), unit="s"),
+            "last_seen": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 30 * 86400, n), unit="s"),
             "visits": rng.poisson(3, n).astype(np.float64),
             "churn": rng.integers(0, 2, n),
         }
@@ -124,9 +123,7 @@ def time_ydata(df: pd.DataFrame, reinstall: bool, timeout: float) -> dict:
         # pandas 3's string dtype would not round-trip into the older pandas there.
         df.astype({c: object for c in df.columns if pd.api.types.is_string_dtype(df[c].dtype)}).to_parquet(path)
         try:
-            done = subprocess.run(
-                [str(python), "-c", YDATA_SCRIPT, str(path)], capture_output=True, text=True, timeout=timeout
-            )
+            done = subprocess.run([str(python), "-c", YDATA_SCRIPT, str(path)], capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return {"error": f"ydata-profiling took longer than {timeout:.0f} s", "seconds": timeout}
     if done.returncode != 0:
@@ -180,8 +177,10 @@ def main() -> int:
     # The median is the honest figure on a shared machine; the best is what idle cores give.
     ratio = ydata["seconds"] / statistics.median(summary_times)
     verdict = "met" if ratio >= GOAL_RATIO else "MISSED"
-    print(f"speed-up over ydata-profiling: {ratio:.1f}x against the nbops median, "
-          f"{ydata['seconds'] / nbops_best:.1f}x against the best (goal >= {GOAL_RATIO:.0f}x: {verdict})")
+    print(
+        f"speed-up over ydata-profiling: {ratio:.1f}x against the nbops median, "
+        f"{ydata['seconds'] / nbops_best:.1f}x against the best (goal >= {GOAL_RATIO:.0f}x: {verdict})"
+    )
     return 0
 
 

@@ -36,8 +36,22 @@ CELL_KINDS = [
 def make_notebook(n_cells: int) -> dict:
     cells = [
         {"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "source": "alpha = 0.5\nrows = 100", "outputs": [], "execution_count": None},
-        {"cell_type": "code", "id": "s", "metadata": {"tags": ["setup"]}, "source": "import pandas as pd\nimport numpy as np", "outputs": [], "execution_count": None},
-        {"cell_type": "code", "id": "s0", "metadata": {"tags": ["stage:s0"]}, "source": "df_0 = pd.DataFrame({'a': np.arange(rows)})\nitems_0 = []\ncount_0 = 0", "outputs": [], "execution_count": None},
+        {
+            "cell_type": "code",
+            "id": "s",
+            "metadata": {"tags": ["setup"]},
+            "source": "import pandas as pd\nimport numpy as np",
+            "outputs": [],
+            "execution_count": None,
+        },
+        {
+            "cell_type": "code",
+            "id": "s0",
+            "metadata": {"tags": ["stage:s0"]},
+            "source": "df_0 = pd.DataFrame({'a': np.arange(rows)})\nitems_0 = []\ncount_0 = 0",
+            "outputs": [],
+            "execution_count": None,
+        },
     ]
     defined = {"df": 0, "items": 0, "count": 0}
     for i in range(1, n_cells - 2):
@@ -51,7 +65,12 @@ def make_notebook(n_cells: int) -> dict:
             defined["df"] = i
         tags = [f"stage:s{i}"] if i % 10 == 0 else []
         cells.append({"cell_type": "code", "id": f"c{i}", "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": None})
-    return {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}, "nbformat": 4, "nbformat_minor": 5}
+    return {
+        "cells": cells,
+        "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
 
 
 def timed(fn, repeat: int) -> float:

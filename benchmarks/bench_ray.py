@@ -102,14 +102,15 @@ def main() -> int:
     def best(name: str, key: str) -> float:
         return min(r[key] for r in rows[name])
 
-    print(f"\n{a.stages} independent tiny stages, 2 at a time, --no-cache; best of {a.repeat}; "
-          f"cluster start (not counted) {cluster_s:.1f} s\n")
+    print(f"\n{a.stages} independent tiny stages, 2 at a time, --no-cache; best of {a.repeat}; cluster start (not counted) {cluster_s:.1f} s\n")
     print(f"{'executor':10} {'wall s':>8} {'setup s':>8} {'overhead/stage s':>17} {'wall/stage s':>13} {'median stage s':>15} {'median queued s':>16}")
     for name in ("local", "ray"):
         waits = [r["median_ray_wait_s"] for r in rows[name] if r["median_ray_wait_s"] is not None]
-        print(f"{name:10} {best(name, 'wall_s'):8.1f} {best(name, 'setup_s'):8.2f} {best(name, 'per_stage_s'):17.3f} "
-              f"{best(name, 'wall_per_stage_s'):13.3f} {best(name, 'median_stage_s'):15.3f} "
-              f"{(min(waits) if waits else float('nan')):16.3f}")
+        print(
+            f"{name:10} {best(name, 'wall_s'):8.1f} {best(name, 'setup_s'):8.2f} {best(name, 'per_stage_s'):17.3f} "
+            f"{best(name, 'wall_per_stage_s'):13.3f} {best(name, 'median_stage_s'):15.3f} "
+            f"{(min(waits) if waits else float('nan')):16.3f}"
+        )
     ratio = best("ray", "per_stage_s") / best("local", "per_stage_s")
     ratio_wall = best("ray", "wall_per_stage_s") / best("local", "wall_per_stage_s")
     print(f"\nray / local overhead per stage: {ratio:.2f}x steady, {ratio_wall:.2f}x whole run (goal <= 1.5x)")

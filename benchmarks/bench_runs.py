@@ -45,10 +45,13 @@ def wall(cmd: list[str], cwd: Path) -> float:
 
 def edit_last_stage(nb_path: Path) -> None:
     nb = json.loads(nb_path.read_text())
+
     def text(cell: dict) -> str:
         return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
-    stage_cells = [i for i, c in enumerate(nb["cells"]) if any(t.startswith("stage:") for t in c.get("metadata", {}).get("tags", [])) or text(c).startswith("%%stage")]
+    stage_cells = [
+        i for i, c in enumerate(nb["cells"]) if any(t.startswith("stage:") for t in c.get("metadata", {}).get("tags", [])) or text(c).startswith("%%stage")
+    ]
     last = nb["cells"][stage_cells[-1]]
     last["source"] = text(last) + "\n_edit_marker = " + str(time.time_ns())
     nb_path.write_text(json.dumps(nb))
@@ -76,12 +79,19 @@ def bench_examples(names: list[str], repeat: int) -> list[tuple]:
 HANDOFF_NB = {
     "cells": [
         {"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "source": "rows = 1000", "outputs": [], "execution_count": None},
-        {"cell_type": "code", "id": "a", "metadata": {"tags": ["stage:make"]}, "outputs": [], "execution_count": None,
-         "source": "import numpy as np, pandas as pd\ndf = pd.DataFrame(np.random.default_rng(0).random((rows, 16)), columns=[f'c{i}' for i in range(16)])\nnbytes = int(df.memory_usage(index=True).sum())"},
+        {
+            "cell_type": "code",
+            "id": "a",
+            "metadata": {"tags": ["stage:make"]},
+            "outputs": [],
+            "execution_count": None,
+            "source": "import numpy as np, pandas as pd\ndf = pd.DataFrame(np.random.default_rng(0).random((rows, 16)), columns=[f'c{i}' for i in range(16)])\nnbytes = int(df.memory_usage(index=True).sum())",
+        },
         {"cell_type": "code", "id": "b", "metadata": {"tags": ["stage:use"]}, "outputs": [], "execution_count": None, "source": "n = len(df) + nbytes * 0"},
     ],
     "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}},
-    "nbformat": 4, "nbformat_minor": 5,
+    "nbformat": 4,
+    "nbformat_minor": 5,
 }
 
 
@@ -131,8 +141,16 @@ def bench_handoff(gb: float) -> dict:
     copy = min(copy_times)
     size = src.stat().st_size
     shutil.rmtree(work, ignore_errors=True)
-    return {"bytes": nbytes, "save": save, "ingest": ingest, "load": load, "handoff": handoff,
-            "handoff_gbps": nbytes / handoff / 1e9, "copy": copy, "copy_gbps": size / copy / 1e9}
+    return {
+        "bytes": nbytes,
+        "save": save,
+        "ingest": ingest,
+        "load": load,
+        "handoff": handoff,
+        "handoff_gbps": nbytes / handoff / 1e9,
+        "copy": copy,
+        "copy_gbps": size / copy / 1e9,
+    }
 
 
 def main() -> None:
@@ -152,8 +170,10 @@ def main() -> None:
 
     if not args.skip_handoff:
         h = bench_handoff(args.gb)
-        print(f"\nDataFrame handoff, {h['bytes'] / 1e9:.2f} GB: save {h['save']:.2f} s + store {h['ingest']:.2f} s + load {h['load']:.2f} s"
-              f" = {h['handoff']:.2f} s -> {h['handoff_gbps']:.2f} GB/s")
+        print(
+            f"\nDataFrame handoff, {h['bytes'] / 1e9:.2f} GB: save {h['save']:.2f} s + store {h['ingest']:.2f} s + load {h['load']:.2f} s"
+            f" = {h['handoff']:.2f} s -> {h['handoff_gbps']:.2f} GB/s"
+        )
         print(f"plain file copy of the same bytes: {h['copy']:.2f} s -> {h['copy_gbps']:.2f} GB/s")
         print(f"ratio handoff / copy throughput: {h['handoff_gbps'] / h['copy_gbps']:.2f} (goal >= 0.5)")
 

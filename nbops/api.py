@@ -283,5 +283,3 @@ def rerun(run_id: str, *, path=None, store=None, executor: str = "local", jobs=N
               context=RunContext(kind="rerun", parent_id=run_id, prepared=prep))  # fmt: skip
     new["differences"] = differences(run_to_json(parent), new)
     return new
-
-

@@ -114,8 +114,10 @@ def list_runs(path: str | os.PathLike | None = None, *, store=None, limit: int =
     out = []
     for r in runs:
         j = run_to_json(r)
-        out.append({k: j[k] for k in ("id", "status", "started_at", "ended_at", "duration_s", "notebook", "params", "metrics", "kind", "study", "trial")}
-                   | {"stages": [{"name": s["name"], "status": s["status"]} for s in j["stages"]]})
+        out.append(
+            {k: j[k] for k in ("id", "status", "started_at", "ended_at", "duration_s", "notebook", "params", "metrics", "kind", "study", "trial")}
+            | {"stages": [{"name": s["name"], "status": s["status"]} for s in j["stages"]]}
+        )
     return out
 
 
@@ -182,8 +184,14 @@ def diff_runs(run_a: str, run_b: str, *, path=None, store=None) -> dict:
 
     rs = _store_for(path, store)
     a, b = run_to_json(rs.get_run(validate_run_id(run_a))), run_to_json(rs.get_run(validate_run_id(run_b)))
-    params = {k: {"a": a["params"].get(k), "b": b["params"].get(k)} for k in sorted(set(a["params"]) | set(b["params"])) if a["params"].get(k) != b["params"].get(k)}
-    metrics = {k: {"a": a["metrics"].get(k), "b": b["metrics"].get(k)} for k in sorted(set(a["metrics"]) | set(b["metrics"])) if a["metrics"].get(k) != b["metrics"].get(k)}
+    params = {
+        k: {"a": a["params"].get(k), "b": b["params"].get(k)} for k in sorted(set(a["params"]) | set(b["params"])) if a["params"].get(k) != b["params"].get(k)
+    }
+    metrics = {
+        k: {"a": a["metrics"].get(k), "b": b["metrics"].get(k)}
+        for k in sorted(set(a["metrics"]) | set(b["metrics"]))
+        if a["metrics"].get(k) != b["metrics"].get(k)
+    }
     code = {}
     spec_a = load_pipeline(a["pipeline_dir"]) if a.get("pipeline_dir") and Path(a["pipeline_dir"], "pipeline.yaml").exists() else None
     spec_b = load_pipeline(b["pipeline_dir"]) if b.get("pipeline_dir") and Path(b["pipeline_dir"], "pipeline.yaml").exists() else None
@@ -223,6 +231,7 @@ def _diff_reasons(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict]:
 
 def _diff_data(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict]:
     """Data files whose hash differs between the two runs (any stage)."""
+
     def files(run_: Mapping[str, Any]) -> dict[str, str | None]:
         return {d["path"]: d["sha256"] for s in run_["stages"] for d in s.get("data") or []}
 

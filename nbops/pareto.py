@@ -32,8 +32,7 @@ def pareto_front(points: np.ndarray | Sequence[Sequence[float]], directions: Seq
     """
     values = np.asarray(points, dtype=np.float64)
     if values.ndim != 2:
-        raise UsageError(f"points must be a 2-d array (runs x metrics), got shape {values.shape}",
-                         "pass one row per run, one column per metric")
+        raise UsageError(f"points must be a 2-d array (runs x metrics), got shape {values.shape}", "pass one row per run, one column per metric")
     if len(directions) != values.shape[1] or any(d not in _DIRECTIONS for d in directions):
         raise UsageError(
             f"directions must be 'max' or 'min' for each of the {values.shape[1]} metrics, got {list(directions)}",

@@ -33,8 +33,9 @@ del _m
 """
 
 
-def start_kernel(kernel_name: str, cwd: str, env: dict[str, str] | None = None, sockets: str | None = None,
-                 warm: bool = True, timeout: float = 60) -> AsyncKernelManager:
+def start_kernel(
+    kernel_name: str, cwd: str, env: dict[str, str] | None = None, sockets: str | None = None, warm: bool = True, timeout: float = 60
+) -> AsyncKernelManager:
     """Start a kernel in ``cwd`` and wait until it answers (and has warmed up)."""
     sockets = sockets or tempfile.mkdtemp(prefix="nbops-k")
     km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, uuid.uuid4().hex[:8]))

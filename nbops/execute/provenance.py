@@ -25,9 +25,7 @@ def detect_gpus() -> list[str]:
         return [g for g in visible.split(",") if g.strip() and g.strip() != "-1"]
     if shutil.which("nvidia-smi"):
         try:
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
-            )
+            out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
             return [line.strip() for line in out.stdout.splitlines() if line.strip()]
         except (OSError, subprocess.SubprocessError):
             return []
@@ -40,7 +38,9 @@ def _gpu_description() -> list[dict[str, str]]:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=index,name,memory.total,driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return []

@@ -95,15 +95,13 @@ class RayExecutor(Executor):
         try:
             args = self._ship(task)
         except OSError as exc:
-            fut.set_result(_failed(task, submitted, StageErrorInfo(
-                "InputsMissing", f"could not read the stage's inputs to send them to Ray: {exc}")))
+            fut.set_result(_failed(task, submitted, StageErrorInfo("InputsMissing", f"could not read the stage's inputs to send them to Ray: {exc}")))
             return fut
         problem = self._infeasible(task)
         if problem is None:
             self._launch(task, args, fut, submitted)
         else:  # maybe a node is joining (autoscaler, restarted worker): wait for one, off the scheduler's thread
-            threading.Thread(target=self._launch_when_feasible, args=(task, args, fut, submitted),
-                             daemon=True, name=f"nbops-ray-wait-{task.stage}").start()
+            threading.Thread(target=self._launch_when_feasible, args=(task, args, fut, submitted), daemon=True, name=f"nbops-ray-wait-{task.stage}").start()
         return fut
 
     def _ship(self, task: StageTask) -> tuple[Any, list[str], list[Any]]:
@@ -129,7 +127,11 @@ class RayExecutor(Executor):
     def _launch(self, task: StageTask, args: tuple, fut: Future, submitted: float) -> None:
         notebook, names, refs = args
         options: dict[str, Any] = dict(
-            num_cpus=task.cpus, num_gpus=task.gpus, max_retries=0, retry_exceptions=False, name=f"nbops:{task.stage}",
+            num_cpus=task.cpus,
+            num_gpus=task.gpus,
+            max_retries=0,
+            retry_exceptions=False,
+            name=f"nbops:{task.stage}",
         )
         if task.memory:
             options["memory"] = int(task.memory)
@@ -153,11 +155,17 @@ class RayExecutor(Executor):
         if problem is None:
             self._launch(task, args, fut, submitted)
         else:
-            fut.set_result(_failed(task, submitted, StageErrorInfo(
-                "NoNodeForStage",
-                f"no live node of the Ray cluster can run stage {task.stage!r}: {problem} "
-                f"(waited {self.node_wait:g} s for one to join). Add such a node, or lower the stage's gpus:/cpus:/memory: tags",
-            )))
+            fut.set_result(
+                _failed(
+                    task,
+                    submitted,
+                    StageErrorInfo(
+                        "NoNodeForStage",
+                        f"no live node of the Ray cluster can run stage {task.stage!r}: {problem} "
+                        f"(waited {self.node_wait:g} s for one to join). Add such a node, or lower the stage's gpus:/cpus:/memory: tags",
+                    ),
+                )
+            )
 
     def _finish(self, task: StageTask, ref: Any, rf: Future, fut: Future, submitted: float) -> None:
         with self._lock:
@@ -246,14 +254,15 @@ def _error_from_ray(task: StageTask, exc: BaseException) -> StageErrorInfo:
     if "TaskCancelledError" in kinds:
         return StageErrorInfo("KeyboardInterrupt", f"stage {task.stage!r} was cancelled on the Ray cluster")
     if "RuntimeEnvSetupError" in kinds:
-        return StageErrorInfo(name, "a Ray worker could not set up the stage's environment (working_dir / py_modules): "
-                              + "\n".join(text[-5:]), traceback=str(exc))
+        return StageErrorInfo(
+            name, "a Ray worker could not set up the stage's environment (working_dir / py_modules): " + "\n".join(text[-5:]), traceback=str(exc)
+        )
     if kinds & set(_RETRYABLE):
-        return StageErrorInfo(name, f"the Ray worker running stage {task.stage!r} was lost ({short})",
-                              traceback=str(exc), retryable=True)
+        return StageErrorInfo(name, f"the Ray worker running stage {task.stage!r} was lost ({short})", traceback=str(exc), retryable=True)
     if "RayTaskError" in kinds:  # nbops itself failed on the worker (not the stage's code: that is an outcome)
         cause = getattr(exc, "cause", None)
-        return StageErrorInfo(type(cause).__name__ if cause is not None else name,
-                              f"nbops failed on the Ray worker: {cause if cause is not None else short}", traceback=str(exc))
+        return StageErrorInfo(
+            type(cause).__name__ if cause is not None else name, f"nbops failed on the Ray worker: {cause if cause is not None else short}", traceback=str(exc)
+        )
     # Anything else (a dropped Ray Client connection...) may well pass on a second try.
     return StageErrorInfo(name, short, traceback=str(exc), retryable=isinstance(exc, ConnectionError))

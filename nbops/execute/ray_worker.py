@@ -43,22 +43,28 @@ def stage_on_worker(task: StageTask, notebook: bytes, input_names: list[str], *i
         executed_nb = root / "executed.ipynb"
         here = os.getcwd()  # the shipped working_dir
         local = dataclasses.replace(
-            task, notebook=str(stage_nb), output_notebook=str(executed_nb), artifact_dir=str(artifacts), cwd=here,
+            task,
+            notebook=str(stage_nb),
+            output_notebook=str(executed_nb),
+            artifact_dir=str(artifacts),
+            cwd=here,
             parameters={**task.parameters, ARTIFACT_PARAM: str(artifacts)},
         )
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
         outcome = run_stage(local, _warm_kernel(task.kernel_name, here), gpu_ids)
         ctx = ray.get_runtime_context()
-        outcome.worker.update({
-            "node_id": ctx.get_node_id(),
-            "node_ip": ray.util.get_node_ip_address(),
-            "hostname": socket.gethostname(),
-            "ray_gpu_ids": gpu_ids,
-            "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-            "task_id": ctx.get_task_id(),
-            "task_started": task_started,
-            "stage_started_s": round(outcome.started_at - task_started, 3),
-        })
+        outcome.worker.update(
+            {
+                "node_id": ctx.get_node_id(),
+                "node_ip": ray.util.get_node_ip_address(),
+                "hostname": socket.gethostname(),
+                "ray_gpu_ids": gpu_ids,
+                "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+                "task_id": ctx.get_task_id(),
+                "task_started": task_started,
+                "stage_started_s": round(outcome.started_at - task_started, 3),
+            }
+        )
         # Paths on this worker mean nothing to the driver: say them in the driver's terms.
         renames = {str(artifacts): task.artifact_dir, str(stage_nb): task.notebook, str(executed_nb): task.output_notebook, here: task.cwd}
         outcome.output_files = _collect(artifacts / task.stage, renames)

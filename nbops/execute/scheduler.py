@@ -73,9 +73,7 @@ class _Run:
         self.outputs: dict[str, dict[str, dict]] = {}  # stage -> var -> {sha256, file, serializer}
         self.decisions: dict[str, Decision] = {}
         self.secret_names = [k for k in req.params if is_secret(k)]
-        self.planner = ReusePlanner(
-            self.spec, req.params, self.store, notebook=req.notebook, cwd=req.cwd, no_cache=req.no_cache, resumed=req.reuse
-        )
+        self.planner = ReusePlanner(self.spec, req.params, self.store, notebook=req.notebook, cwd=req.cwd, no_cache=req.no_cache, resumed=req.reuse)
 
     # -- lifecycle -----------------------------------------------------------
     def go(self) -> str:

@@ -85,6 +85,7 @@ def run_stage(task: StageTask, km: Any = None, gpu_ids: list[str] | None = None)
         nb = prepare_notebook_metadata(nb, task.notebook, task.output_notebook, False)
         nb = remove_error_markers(nb)
         if task.timeout:
+
             def expire() -> None:
                 timed_out.set()
                 shutdown_kernel(km)
@@ -116,8 +117,13 @@ def run_stage(task: StageTask, km: Any = None, gpu_ids: list[str] | None = None)
         if km is not None:  # kernels are used once: no state leaks into the next stage
             shutdown_kernel(km)
     return StageOutcome(
-        task.stage, FAILED, started, time.time(),
-        task.output_notebook if os.path.exists(task.output_notebook) else None, error, worker,
+        task.stage,
+        FAILED,
+        started,
+        time.time(),
+        task.output_notebook if os.path.exists(task.output_notebook) else None,
+        error,
+        worker,
     )
 
 

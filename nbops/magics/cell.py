@@ -121,4 +121,3 @@ class StageMagics(Magics):
     def _no_arguments(name: str, line: str) -> None:
         if line.strip():
             raise UsageError(f"%%{name} takes no arguments (got {line.strip()!r})\nusage: %%{name} on the first line of the cell, alone")
-

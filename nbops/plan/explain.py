@@ -67,10 +67,7 @@ def explain_change(old: Mapping[str, Any], new: Mapping[str, Any], reran: Iterab
     p_old, p_new = old.get("params") or {}, new.get("params") or {}
     changed = [n for n in sorted(set(p_old) | set(p_new)) if p_old.get(n) != p_new.get(n)]
     if changed:
-        found["params"] = [
-            f"{n}: {_value(p_old[n]) if n in p_old else '(not read)'} → {_value(p_new[n]) if n in p_new else '(not read)'}"
-            for n in changed
-        ]
+        found["params"] = [f"{n}: {_value(p_old[n]) if n in p_old else '(not read)'} → {_value(p_new[n]) if n in p_new else '(not read)'}" for n in changed]
     i_old, i_new = old.get("inputs") or {}, new.get("inputs") or {}
     producers = {**(old.get("producers") or {}), **(new.get("producers") or {})}
     by_producer: dict[str, list[str]] = {}
@@ -79,8 +76,7 @@ def explain_change(old: Mapping[str, Any], new: Mapping[str, Any], reran: Iterab
             by_producer.setdefault(producers.get(var, "?"), []).append(var)
     if by_producer:
         found["upstream"] = [
-            f"stage {p!r} {'re-ran and ' if p in reran else ''}produced a different {', '.join(repr(v) for v in vs)}"
-            for p, vs in sorted(by_producer.items())
+            f"stage {p!r} {'re-ran and ' if p in reran else ''}produced a different {', '.join(repr(v) for v in vs)}" for p, vs in sorted(by_producer.items())
         ]
     e_old, e_new = old.get("env") or {}, new.get("env") or {}
     env = [f"{k} {e_old.get(k)} → {e_new.get(k)}" for k in sorted(set(e_old) | set(e_new)) if e_old.get(k) != e_new.get(k)]

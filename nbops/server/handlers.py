@@ -85,7 +85,7 @@ class NbopsHandler(APIHandler):
         except (ValueError, UnicodeDecodeError) as exc:
             raise UsageError(f"the request body is not valid JSON: {exc}", "send a JSON object") from None
         if not isinstance(body, dict):
-            raise UsageError("the request body must be a JSON object", "send e.g. {\"path\": \"nb.ipynb\"}")
+            raise UsageError("the request body must be a JSON object", 'send e.g. {"path": "nb.ipynb"}')
         return body
 
     def query_path(self) -> Path:
@@ -135,7 +135,7 @@ class RunsHandler(NbopsHandler):
         path = self.notebook_path(body.get("path"))
         params = body.get("params") or {}
         if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-            raise UsageError("'params' must be an object of name: value", "send e.g. {\"n_rows\": 1000}")
+            raise UsageError("'params' must be an object of name: value", 'send e.g. {"n_rows": 1000}')
         executor = body.get("executor") or "local"
         if not isinstance(executor, str) or not _EXECUTOR_RE.match(executor):
             raise UsageError(f"executor {executor!r} is not an executor name", "send 'local' or 'ray'")

@@ -61,9 +61,7 @@ def render_stage_notebook(graph: StageGraph, stage_name: str) -> dict:
         src = strip_pipeline_magic(nb.cells[index].source)
         cells.append(_cell("code", src, _cell_id(nb, index), ["setup"], index))
     if stage.reimports:
-        body = "# nbops: modules imported by earlier stages (generated)\n" + "\n".join(
-            stmt for _, stmt in sorted(stage.reimports.items())
-        )
+        body = "# nbops: modules imported by earlier stages (generated)\n" + "\n".join(stmt for _, stmt in sorted(stage.reimports.items()))
         cells.append(_cell("code", body, "nbops-imports", ["nbops-generated"]))
 
     for index in stage.cells:

@@ -191,8 +191,7 @@ class RunStore:
         cols = ["run_id", "name", "position", *fields]
         updates = ", ".join(f"{k} = excluded.{k}" for k in ["position", *fields])
         self._write(
-            f"INSERT INTO stages ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT(run_id, name) DO UPDATE SET {updates}",
+            f"INSERT INTO stages ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) ON CONFLICT(run_id, name) DO UPDATE SET {updates}",
             (run_id, name, position, *fields.values()),
         )
 
@@ -248,8 +247,7 @@ class RunStore:
         caller picks the first whose deps still hold."""
         with self._conn() as c:
             rows = c.execute(
-                "SELECT * FROM stages WHERE cache_key = ? AND status = 'succeeded' AND notebook_sha256 IS NOT NULL "
-                "ORDER BY ended_at DESC LIMIT ?",
+                "SELECT * FROM stages WHERE cache_key = ? AND status = 'succeeded' AND notebook_sha256 IS NOT NULL ORDER BY ended_at DESC LIMIT ?",
                 (cache_key, limit),
             ).fetchall()
         return [_load(row, _JSON_STAGE) for row in rows]

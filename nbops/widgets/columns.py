@@ -32,9 +32,7 @@ class ColumnProfile:
     sample: np.ndarray | None = None  # numeric columns: float64 at the sampled rows, NaN for null/inf
 
 
-def profile_column(
-    series: pd.Series, name: str, *, bins: int, top_k: int, sample_rows: np.ndarray | slice = slice(None)
-) -> ColumnProfile:
+def profile_column(series: pd.Series, name: str, *, bins: int, top_k: int, sample_rows: np.ndarray | slice = slice(None)) -> ColumnProfile:
     """Summarize ``series``; see :class:`~nbops.widgets.stats.ColumnSummary`.
 
     ``sample_rows`` picks the rows a numeric column hands back for correlations.
@@ -174,9 +172,7 @@ def _raw_moments(finite: np.ndarray) -> dict:
     return {"mean": mean, "std": std, "skew": skew}
 
 
-def _numeric_histogram(
-    order: _Sorted | _IntegerCounts, n: int, lo: float, hi: float, bins: int
-) -> Histogram | None:
+def _numeric_histogram(order: _Sorted | _IntegerCounts, n: int, lo: float, hi: float, bins: int) -> Histogram | None:
     """Bin counts from the order statistics: one rank lookup per edge."""
     if not np.isfinite(hi - lo):
         return None  # values near ±1.8e308: the bin width itself overflows

@@ -52,8 +52,7 @@ def overlay_figure(col: ColumnDrift) -> go.Figure:
     elif col.labels is not None:
         x = list(col.labels)
     else:
-        fig.add_annotation(text=col.note or "nothing to compare", showarrow=False, x=0.5, y=0.5,
-                           xref="paper", yref="paper")
+        fig.add_annotation(text=col.note or "nothing to compare", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
         return fig
     for name, counts in (("reference", col.reference_counts), ("new", col.new_counts)):
         fig.add_bar(x=x, y=_shares(counts), name=name, opacity=0.6)
@@ -68,8 +67,10 @@ def drift_bars_figure(drift: DriftTable) -> go.Figure:
     go = require_plotly()
     cols = [c for c in drift.columns if np.isfinite(c.psi)][:_STATIC_COLUMNS]
     colors = ["#d62728" if c.drifted else "#7f7f7f" for c in cols]
-    fig = go.Figure(go.Bar(x=[c.name for c in cols], y=[c.psi for c in cols], marker_color=colors),
-                    layout={"title": {"text": "PSI by column (red: drifted)"}, "height": 320})
+    fig = go.Figure(
+        go.Bar(x=[c.name for c in cols], y=[c.psi for c in cols], marker_color=colors),
+        layout={"title": {"text": "PSI by column (red: drifted)"}, "height": 320},
+    )
     fig.add_hline(y=0.1, line_dash="dot")
     fig.update_xaxes(type="category")
     return fig
@@ -111,12 +112,9 @@ class CompareView(WidgetView):
         table = w.HTML(styled(self._tables_html()))
         if not columns:
             return w.VBox([table])
-        options = [
-            (f"{c.name} (PSI {fmt(c.psi)})" + (" drifted" if c.drifted else ""), i) for i, c in enumerate(columns)
-        ]
+        options = [(f"{c.name} (PSI {fmt(c.psi)})" + (" drifted" if c.drifted else ""), i) for i, c in enumerate(columns)]
         picker = w.Dropdown(options=options, value=0, description="column")
         slot = FigureSlot(overlay_figure(columns[0]))
         picker.observe(lambda change: slot.show(overlay_figure(columns[change["new"]])), names="value")
-        header = w.HTML(f"<b>{len(self.drift.drifted)} of {len(columns)} columns drifted</b> "
-                        f"{html.escape(', '.join(self.drift.drifted[:10]))}")
+        header = w.HTML(f"<b>{len(self.drift.drifted)} of {len(columns)} columns drifted</b> {html.escape(', '.join(self.drift.drifted[:10]))}")
         return w.Tab(children=[w.VBox([header, picker, slot.widget]), table], titles=["Distributions", "Table"])

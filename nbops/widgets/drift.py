@@ -149,9 +149,7 @@ def _structural(name: str, kind: str, note: str, ref_null: float = 0.0, new_null
     return ColumnDrift(name, kind, "", np.nan, np.nan, np.inf, True, ref_null, new_null, empty, empty, note=note)
 
 
-def _column_drift(
-    name: str, ref: pd.Series, new: pd.Series, bins: int, top_k: int, alpha: float, psi_threshold: float
-) -> ColumnDrift:
+def _column_drift(name: str, ref: pd.Series, new: pd.Series, bins: int, top_k: int, alpha: float, psi_threshold: float) -> ColumnDrift:
     ref_null, new_null = float(ref.isna().mean()) if len(ref) else 0.0, float(new.isna().mean()) if len(new) else 0.0
     kinds = {column_kind(ref), column_kind(new)} - {EMPTY}
     if len(kinds) > 1:
@@ -163,8 +161,7 @@ def _column_drift(
         result = _continuous_drift(a, b, edges)
     elif kind == EMPTY:
         empty = np.zeros(0, dtype=np.int64)
-        result = {"test": "", "statistic": np.nan, "p_value": 1.0, "psi": 0.0, "reference_counts": empty,
-                  "new_counts": empty, "note": "no values"}
+        result = {"test": "", "statistic": np.nan, "p_value": 1.0, "psi": 0.0, "reference_counts": empty, "new_counts": empty, "note": "no values"}
     else:
         kind = CATEGORY_LABELS
         result = _label_drift(ref, new, top_k)
@@ -172,9 +169,7 @@ def _column_drift(
     return ColumnDrift(name=name, kind=kind, null_fraction_reference=ref_null, null_fraction_new=new_null, **result)
 
 
-def _continuous_values(
-    ref: pd.Series, new: pd.Series, kind: str, bins: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _continuous_values(ref: pd.Series, new: pd.Series, kind: str, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Finite non-null values of both columns, and shared display bin edges."""
     if kind == DATETIME:
         (a, unit, _), (b, unit_b, _) = datetime_values(ref), datetime_values(new)
@@ -198,8 +193,16 @@ def _continuous_drift(a: np.ndarray, b: np.ndarray, edges: np.ndarray) -> dict:
     ref_counts = np.histogram(a, bins=numeric_edges)[0]
     new_counts = np.histogram(b, bins=numeric_edges)[0]
     if len(a) == 0 or len(b) == 0:
-        return {"test": "ks", "statistic": np.nan, "p_value": 1.0, "psi": 0.0, "reference_counts": ref_counts,
-                "new_counts": new_counts, "edges": edges, "note": "no values on one side"}
+        return {
+            "test": "ks",
+            "statistic": np.nan,
+            "p_value": 1.0,
+            "psi": 0.0,
+            "reference_counts": ref_counts,
+            "new_counts": new_counts,
+            "edges": edges,
+            "note": "no values on one side",
+        }
     from scipy import stats  # imported on use: scipy.stats takes a while to load
 
     # The exact p-value is slow and, past a few thousand values, fails over to
@@ -207,10 +210,19 @@ def _continuous_drift(a: np.ndarray, b: np.ndarray, edges: np.ndarray) -> dict:
     ks = stats.ks_2samp(a, b, method="auto" if max(len(a), len(b)) <= 1000 else "asymp")
     # PSI on the reference's deciles: equal-mass bins, the usual PSI setup.
     cuts = np.unique(np.quantile(a, np.linspace(0, 1, 11))[1:-1])
-    psi_value = psi(np.bincount(np.searchsorted(cuts, a, side="right"), minlength=len(cuts) + 1),
-                    np.bincount(np.searchsorted(cuts, b, side="right"), minlength=len(cuts) + 1))
-    return {"test": "ks", "statistic": float(ks.statistic), "p_value": float(ks.pvalue), "psi": psi_value,
-            "reference_counts": ref_counts, "new_counts": new_counts, "edges": edges}
+    psi_value = psi(
+        np.bincount(np.searchsorted(cuts, a, side="right"), minlength=len(cuts) + 1),
+        np.bincount(np.searchsorted(cuts, b, side="right"), minlength=len(cuts) + 1),
+    )
+    return {
+        "test": "ks",
+        "statistic": float(ks.statistic),
+        "p_value": float(ks.pvalue),
+        "psi": psi_value,
+        "reference_counts": ref_counts,
+        "new_counts": new_counts,
+        "edges": edges,
+    }
 
 
 def _label_drift(ref: pd.Series, new: pd.Series, top_k: int) -> dict:
@@ -227,11 +239,9 @@ def _label_drift(ref: pd.Series, new: pd.Series, top_k: int) -> dict:
     nonzero = counts.sum(axis=0) > 0
     counts = counts[:, nonzero]
     labels = tuple(str(x) for x in table.index[nonzero])
-    result = {"test": "chi2", "reference_counts": counts[0].astype(np.int64),
-              "new_counts": counts[1].astype(np.int64), "labels": labels}
+    result = {"test": "chi2", "reference_counts": counts[0].astype(np.int64), "new_counts": counts[1].astype(np.int64), "labels": labels}
     if counts.shape[1] < 2 or (counts.sum(axis=1) == 0).any():
-        return {**result, "statistic": 0.0, "p_value": 1.0, "psi": psi(counts[0], counts[1]),
-                "note": "fewer than two values to compare"}
+        return {**result, "statistic": 0.0, "p_value": 1.0, "psi": psi(counts[0], counts[1]), "note": "fewer than two values to compare"}
     from scipy import stats
 
     chi2, p_value, _, _ = stats.chi2_contingency(counts, correction=False)

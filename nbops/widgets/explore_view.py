@@ -55,9 +55,7 @@ def distribution_figure(col: ColumnSummary) -> go.Figure:
             fig.add_bar(x=["(other values)"], y=[col.top.other_count], name="other", marker_color="lightgrey")
         fig.update_xaxes(type="category")
     else:
-        fig.add_annotation(
-            text="no values to draw (all null)", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
-        )
+        fig.add_annotation(text="no values to draw (all null)", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_yaxes(title_text="rows")
     return fig
 
@@ -166,10 +164,7 @@ class ExploreView(WidgetView):
         return table.astype(object).map(fmt).to_html(index=False, escape=True, border=0)
 
     def _tables_html(self) -> str:
-        return (
-            "<h4>Overview</h4>" + self._overview_html() + "<h4>Flags</h4>" + self._flags_html()
-            + "<h4>Columns</h4>" + self._columns_html()
-        )
+        return "<h4>Overview</h4>" + self._overview_html() + "<h4>Flags</h4>" + self._flags_html() + "<h4>Columns</h4>" + self._columns_html()
 
     def _column_html(self, col: ColumnSummary) -> str:
         rows: list[tuple[str, Any]] = [
@@ -184,9 +179,7 @@ class ExploreView(WidgetView):
             rows += [(f"q{k}", v) for k, v in col.quantiles.items()]
         if col.python_types:
             rows.append(("python types", ", ".join(col.python_types)))
-        flags = "".join(
-            f'<li class="nbops-flag">{html.escape(f.message)}</li>' for f in self.summary.flags_of(column=col.name)
-        )
+        flags = "".join(f'<li class="nbops-flag">{html.escape(f.message)}</li>' for f in self.summary.flags_of(column=col.name))
         return table_html(rows) + (f"<ul>{flags}</ul>" if flags else "")
 
     def _build_widget(self) -> Any:

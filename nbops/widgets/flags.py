@@ -25,9 +25,7 @@ def column_flags(col: ColumnSummary, t: Thresholds) -> list[Flag]:
         return [Flag("all-null", name, f"{col.name} is null in every row", 1.0)]
     flags = []
     if col.null_fraction >= t.high_null:
-        flags.append(
-            Flag("high-null", name, f"{col.name} is {col.null_fraction:.0%} null", col.null_fraction)
-        )
+        flags.append(Flag("high-null", name, f"{col.name} is {col.null_fraction:.0%} null", col.null_fraction))
     if col.n_distinct == 1 and col.n_rows > 1:
         flags.append(Flag("constant", name, f"{col.name} holds a single value", 1.0))
     if col.n_inf:

@@ -101,8 +101,7 @@ def parallel_figure(table: RunsTable, color_metric: str | None) -> go.Figure:
     dims += [_dimension(table.frame[METRIC + m], m) for m in table.metrics]
     line: dict[str, Any] = {}
     if color_metric:
-        line = {"color": table.metric(color_metric).to_numpy(), "colorscale": "Viridis", "showscale": True,
-                "colorbar": {"title": {"text": color_metric}}}
+        line = {"color": table.metric(color_metric).to_numpy(), "colorscale": "Viridis", "showscale": True, "colorbar": {"title": {"text": color_metric}}}
     return go.Figure(go.Parcoords(dimensions=dims, line=line), layout={"height": 420, "title": {"text": "Runs"}})
 
 
@@ -122,13 +121,27 @@ def pareto_figure(table: RunsTable, metrics: tuple[str, str], directions: tuple[
     ids = table.frame["id"].to_numpy()
     title = f"Pareto front: {metrics[0]} ({directions[0]}) vs {metrics[1]} ({directions[1]})"
     fig = go.Figure(layout={"title": {"text": title}, "height": 420})
-    fig.add_scatter(x=x[~on_front], y=y[~on_front], text=ids[~on_front], mode="markers", name="dominated",
-                    marker={"color": "lightgrey"}, hovertemplate="%{text}<extra></extra>")
+    fig.add_scatter(
+        x=x[~on_front],
+        y=y[~on_front],
+        text=ids[~on_front],
+        mode="markers",
+        name="dominated",
+        marker={"color": "lightgrey"},
+        hovertemplate="%{text}<extra></extra>",
+    )
     order = np.argsort(x[on_front], kind="stable")
-    fig.add_scatter(x=x[on_front][order], y=y[on_front][order], text=ids[on_front][order], mode="lines+markers",
-                    # The staircase bounds the region the front dominates.
-                    name="Pareto front", line={"shape": "vh" if directions[0] == "max" else "hv"},
-                    marker={"color": "#d62728", "size": 10}, hovertemplate="%{text}<extra></extra>")
+    fig.add_scatter(
+        x=x[on_front][order],
+        y=y[on_front][order],
+        text=ids[on_front][order],
+        mode="lines+markers",
+        # The staircase bounds the region the front dominates.
+        name="Pareto front",
+        line={"shape": "vh" if directions[0] == "max" else "hv"},
+        marker={"color": "#d62728", "size": 10},
+        hovertemplate="%{text}<extra></extra>",
+    )
     fig.update_xaxes(title_text=metrics[0])
     fig.update_yaxes(title_text=metrics[1])
     return fig
@@ -139,8 +152,7 @@ class RunsView(WidgetView):
 
     title = "Runs"
 
-    def __init__(self, table: RunsTable, metric: str | None, param: str | None,
-                 pareto: tuple[str, str] | None, directions: tuple[str, str] | None):
+    def __init__(self, table: RunsTable, metric: str | None, param: str | None, pareto: tuple[str, str] | None, directions: tuple[str, str] | None):
         self.table = table
         self.metric, self.param = metric, param
         self.pareto, self.directions = pareto, directions
@@ -213,10 +225,8 @@ class RunsView(WidgetView):
         import ipywidgets as w
 
         assert self.pareto and self.directions
-        pickers = [w.Dropdown(options=self.table.metrics, value=m, description=axis)
-                   for m, axis in zip(self.pareto, ("x metric", "y metric"))]
-        goals = [w.ToggleButtons(options=["max", "min"], value=d, style={"button_width": "48px"})
-                 for d in self.directions]
+        pickers = [w.Dropdown(options=self.table.metrics, value=m, description=axis) for m, axis in zip(self.pareto, ("x metric", "y metric"))]
+        goals = [w.ToggleButtons(options=["max", "min"], value=d, style={"button_width": "48px"}) for d in self.directions]
         slot = FigureSlot(pareto_figure(self.table, self.pareto, self.directions))
         front = w.HTML(self._front_html())
 

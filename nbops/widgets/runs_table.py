@@ -71,8 +71,10 @@ def runs_table(runs: Iterable[dict[str, Any]] | pd.DataFrame) -> RunsTable:
 
 def _flatten(index: int, run: Any) -> dict[str, Any]:
     if not isinstance(run, dict):
-        raise UsageError(f"runs[{index}] is {article(type(run).__name__)}, not a run dict",
-                         'each run looks like {"id": ..., "status": ..., "params": {...}, "metrics": {...}}')
+        raise UsageError(
+            f"runs[{index}] is {article(type(run).__name__)}, not a run dict",
+            'each run looks like {"id": ..., "status": ..., "params": {...}, "metrics": {...}}',
+        )
     row = {k: v for k, v in run.items() if k not in ("params", "metrics") and _is_scalar(v)}
     row.setdefault("id", str(index))
     for name, value in (run.get("params") or {}).items():
@@ -92,8 +94,8 @@ def _from_flat(frame: pd.DataFrame) -> RunsTable:
             frame[column] = None if column != "id" else [str(i) for i in range(len(frame))]
     frame["id"] = frame["id"].astype(str)
     frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True, errors="coerce", format="ISO8601")
-    params = tuple(c[len(PARAM):] for c in frame.columns if str(c).startswith(PARAM))
-    metrics = tuple(c[len(METRIC):] for c in frame.columns if str(c).startswith(METRIC))
+    params = tuple(c[len(PARAM) :] for c in frame.columns if str(c).startswith(PARAM))
+    metrics = tuple(c[len(METRIC) :] for c in frame.columns if str(c).startswith(METRIC))
     for name in metrics:
         # A metric that failed to record (None, "nan", a string) is missing, not an error.
         frame[METRIC + name] = pd.to_numeric(frame[METRIC + name], errors="coerce").astype(np.float64)

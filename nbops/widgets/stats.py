@@ -154,11 +154,7 @@ class FrameSummary:
 
     def flags_of(self, kind: str | None = None, column: str | None = None) -> list[Flag]:
         """Flags of one kind and/or touching one column."""
-        return [
-            f
-            for f in self.flags
-            if (kind is None or f.kind == kind) and (column is None or column in f.columns)
-        ]
+        return [f for f in self.flags if (kind is None or f.kind == kind) and (column is None or column in f.columns)]
 
     @property
     def dtype_counts(self) -> dict[str, int]:

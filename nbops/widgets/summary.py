@@ -86,9 +86,7 @@ def summarize(
     )
 
 
-def _profiles(
-    df: pd.DataFrame, bins: int, top_k: int, rows: np.ndarray | slice, workers: int | None
-) -> Iterator[ColumnProfile]:
+def _profiles(df: pd.DataFrame, bins: int, top_k: int, rows: np.ndarray | slice, workers: int | None) -> Iterator[ColumnProfile]:
     """Column profiles in column order, computed on a few threads."""
     # Series are taken out here: pandas objects are not meant to be indexed from threads.
     series = [(df.iloc[:, i], str(label)) for i, label in enumerate(df.columns)]

@@ -253,8 +253,7 @@ class LabPage:
         cell.scroll_into_view_if_needed()
         cell.locator(".jp-InputPrompt").click()
         self.page.wait_for_function(
-            "i => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i]"
-            ".classList.contains('jp-mod-active')",
+            "i => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i].classList.contains('jp-mod-active')",
             arg=index,
         )
 
@@ -270,9 +269,7 @@ class LabPage:
             self.select_cell(index)
             self.page.keyboard.press("Control+Enter")
             try:
-                self.page.wait_for_function(
-                    "el => /\\[(\\*|\\d+)\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=3000
-                )
+                self.page.wait_for_function("el => /\\[(\\*|\\d+)\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=3000)
                 break
             except PlaywrightTimeout:
                 # Run too early, the lab may ask which kernel to use: the notebook's own.
@@ -300,9 +297,7 @@ class LabPage:
                     raise
 
     def wait_graph_ready(self) -> None:
-        self.page.wait_for_function(
-            "() => document.querySelector('#nbops-pipeline')?.dataset.graphState === 'ready'"
-        )
+        self.page.wait_for_function("() => document.querySelector('#nbops-pipeline')?.dataset.graphState === 'ready'")
 
     def save(self) -> None:
         """Save the notebook (Ctrl+S), again if a late change (kernel info) made it dirty."""
@@ -312,9 +307,7 @@ class LabPage:
             self.cell(0).locator(".jp-InputPrompt").click()  # focus the notebook, command mode
             self.page.keyboard.press("Control+s")
             try:
-                self.page.wait_for_function(
-                    "() => !document.querySelector('.lm-TabBar-tab.jp-mod-current.jp-mod-dirty')", timeout=5000
-                )
+                self.page.wait_for_function("() => !document.querySelector('.lm-TabBar-tab.jp-mod-current.jp-mod-dirty')", timeout=5000)
                 return
             except PlaywrightTimeout:
                 if attempt == 2:

@@ -8,9 +8,7 @@ import pytest
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        importlib.util.find_spec("nbops.widgets") is None, reason="nbops.widgets is not written yet (explore() lives there)"
-    ),
+    pytest.mark.skipif(importlib.util.find_spec("nbops.widgets") is None, reason="nbops.widgets is not written yet (explore() lives there)"),
 ]
 
 

@@ -17,9 +17,7 @@ DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 def _run_from_panel(lab_page, panel, n: int):
     panel.get_by_role("button", name="Run pipeline").click()
-    lab_page.page.wait_for_function(
-        "n => document.querySelectorAll('#nbops-pipeline .nbops-Run').length === n", arg=n, timeout=RUN_TIMEOUT_MS
-    )
+    lab_page.page.wait_for_function("n => document.querySelectorAll('#nbops-pipeline .nbops-Run').length === n", arg=n, timeout=RUN_TIMEOUT_MS)
     run = panel.locator(".nbops-Run").first
     run.locator("xpath=self::*[@data-status!='running']").wait_for(timeout=RUN_TIMEOUT_MS)
     assert run.get_attribute("data-status") == "succeeded", run.inner_text()
@@ -28,16 +26,13 @@ def _run_from_panel(lab_page, panel, n: int):
 
 def _wait_mark(lab_page, cell: int, mark: str) -> None:
     lab_page.page.wait_for_function(
-        "([i, mark]) => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i]"
-        ".dataset.nbopsMark === mark",
+        "([i, mark]) => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i].dataset.nbopsMark === mark",
         arg=[cell, mark],
         timeout=30_000,
     )
 
 
-def test_an_edit_marks_its_stage_and_those_downstream_stale_and_the_run_says_why(
-    screenshot, lab, lab_page, notebook_copy
-):
+def test_an_edit_marks_its_stage_and_those_downstream_stale_and_the_run_says_why(screenshot, lab, lab_page, notebook_copy):
     rel = notebook_copy("small_pipeline.ipynb")
     page = lab_page.page
     lab_page.open_notebook(rel)
@@ -109,8 +104,7 @@ def test_a_failed_stage_names_the_cell_of_the_users_notebook(lab_page, notebook_
     lab_page.select_cell(0)
     goto.click()
     lab_page.page.wait_for_function(
-        "i => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i]"
-        ".classList.contains('jp-mod-active')",
+        "i => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i].classList.contains('jp-mod-active')",
         arg=EVALUATE,
     )
     _wait_mark(lab_page, EVALUATE, "failed")

@@ -23,8 +23,7 @@ def _new_stage(lab_page, panel, cell: int, name: str) -> None:
     box.fill(name)
     box.press("Enter")
     lab_page.page.wait_for_function(
-        "([i, name]) => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i]"
-        ".dataset.nbopsStage === name",
+        "([i, name]) => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i].dataset.nbopsStage === name",
         arg=[cell, name],
     )
 
@@ -175,9 +174,7 @@ def test_palette_commands_assign_a_stage_and_show_the_runs(lab, lab_page, notebo
     dialog = page.get_by_role("dialog")
     dialog.locator("input").fill("prepare")
     dialog.get_by_role("button", name="Ok").click()
-    page.wait_for_function(
-        "() => document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')[3].dataset.nbopsStage === 'prepare'"
-    )
+    page.wait_for_function("() => document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')[3].dataset.nbopsStage === 'prepare'")
     lab_page.save()
     assert json.loads((lab.root / rel).read_text())["cells"][3]["metadata"]["tags"] == ["stage:prepare"]
 
@@ -194,9 +191,7 @@ def test_runs_are_listed_newest_first_and_a_rerun_reuses_the_cache(screenshot, l
     ids = []
     for n in (1, 2):
         run_button.click()
-        lab_page.page.wait_for_function(
-            "n => document.querySelectorAll('#nbops-pipeline .nbops-Run').length === n", arg=n, timeout=RUN_TIMEOUT_MS
-        )
+        lab_page.page.wait_for_function("n => document.querySelectorAll('#nbops-pipeline .nbops-Run').length === n", arg=n, timeout=RUN_TIMEOUT_MS)
         runs.first.locator("xpath=self::*[@data-status!='running']").wait_for(timeout=RUN_TIMEOUT_MS)
         assert runs.first.get_attribute("data-status") == "succeeded"
         ids.append(runs.first.get_attribute("data-run-id"))

@@ -80,7 +80,7 @@ def test_ray_address_falls_back_in_one_place(monkeypatch):
     assert resolve_address("ray://head:10001") == "ray://head:10001"
     # The CLI passes --address through untouched: only the executor falls back.
     for module in ("main", "cmd_test", "cmd_sweep"):
-        assert "RAY_ADDRESS\")" not in (ROOT / "nbops" / "cli" / f"{module}.py").read_text()
+        assert 'RAY_ADDRESS")' not in (ROOT / "nbops" / "cli" / f"{module}.py").read_text()
 
 
 def _pyproject() -> dict:
@@ -126,4 +126,3 @@ def test_every_file_a_readme_command_reads_exists():
         for flag, value in zip(words, words[1:]):
             if flag in ("-f", "--params-file"):
                 assert (EXAMPLES / value).exists(), f"README: {line.strip()!r} reads {value}, which example_notebooks/ lacks"
-

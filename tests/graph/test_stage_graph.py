@@ -93,10 +93,12 @@ def test_graph_from_unsaved_content(notebooks):
 def test_modules_are_reimported_not_shipped():
     import nbformat
 
-    doc = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("import json\nraw = json.dumps([1])", metadata={"tags": ["stage:a"]}),
-        nbformat.v4.new_code_cell("back = json.loads(raw)", metadata={"tags": ["stage:b"]}),
-    ])
+    doc = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("import json\nraw = json.dumps([1])", metadata={"tags": ["stage:a"]}),
+            nbformat.v4.new_code_cell("back = json.loads(raw)", metadata={"tags": ["stage:b"]}),
+        ]
+    )
     g = api.load_graph("inline.ipynb", content=doc)
     b = g.stage("b")
     assert b.inputs == {"raw": "a"} and b.reimports == {"json": "import json"}

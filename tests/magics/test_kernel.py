@@ -55,7 +55,7 @@ def test_magics_in_a_real_kernel(executed, tmp_path):
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
 
     # %nbops graph: both mimetypes, every stage, the saved-version note
-    graph_html, = outputs(nb, 4, "text/html")
+    (graph_html,) = outputs(nb, 4, "text/html")
     assert "prepare" in graph_html and "total" in graph_html and "items ← prepare" in graph_html
     assert "as saved at" in graph_html
     assert "total" in outputs(nb, 4, "text/plain")[0]
@@ -63,7 +63,7 @@ def test_magics_in_a_real_kernel(executed, tmp_path):
     # %nbops run: one display, redrawn to the final run: each stage succeeded
     run_outputs = nb.cells[5].outputs
     assert [o["output_type"] for o in run_outputs] == ["display_data"]
-    run_html, = outputs(nb, 5, "text/html")
+    (run_html,) = outputs(nb, 5, "text/html")
     for stage in ("prepare", "total"):
         assert f"<b>{stage}</b>" in run_html
     assert run_html.count("nbops-status-succeeded") == 3  # the run and its two stages
@@ -72,13 +72,13 @@ def test_magics_in_a_real_kernel(executed, tmp_path):
     assert run["status"] == "succeeded" and run["params"] == {"n": 4}
     assert run["id"] in run_html
 
-    runs_html, = outputs(nb, 6, "text/html")
+    (runs_html,) = outputs(nb, 6, "text/html")
     assert run["id"] in runs_html and "nbops-status-succeeded" in runs_html
-    show_html, = outputs(nb, 8, "text/html")
+    (show_html,) = outputs(nb, 8, "text/html")
     assert run["id"] in show_html and "<b>total</b>" in show_html
 
     # found from JPY_SESSION_NAME, relative to the server root, then absolute
-    found_html, = outputs(nb, 10, "text/html")
+    (found_html,) = outputs(nb, 10, "text/html")
     assert "items ← prepare" in found_html
     assert run["id"] in outputs(nb, 11, "text/html")[0]
 

@@ -123,12 +123,18 @@ FIXTURES = {
     ),
     "run_retry": nb(
         (["parameters"], "marker = 'retry-marker.txt'"),
-        (["stage:flaky", "retries:1"], "import os\nfirst = not os.path.exists(marker)\nopen(marker, 'w').write('seen')\nif first:\n    raise RuntimeError('first attempt fails')\nok = True"),
+        (
+            ["stage:flaky", "retries:1"],
+            "import os\nfirst = not os.path.exists(marker)\nopen(marker, 'w').write('seen')\nif first:\n    raise RuntimeError('first attempt fails')\nok = True",
+        ),
     ),
     "run_params": nb(
         (["parameters"], "count = 3\nrate = 0.5\nname = 'plain'\nenabled = False\nitems = [1, 2]\napi_token = 'dev-token'"),
         (["setup"], "import nbops"),
-        (["stage:echo"], "import json\nrecord = json.dumps({'count': count, 'rate': rate, 'name': name, 'enabled': enabled, 'items': items, 'token_len': len(api_token)})\nopen('params-seen.json', 'w').write(record)\nnbops.log_metric('count_x2', count * 2)"),
+        (
+            ["stage:echo"],
+            "import json\nrecord = json.dumps({'count': count, 'rate': rate, 'name': name, 'enabled': enabled, 'items': items, 'token_len': len(api_token)})\nopen('params-seen.json', 'w').write(record)\nnbops.log_metric('count_x2', count * 2)",
+        ),
     ),
     "run_data_input": nb(
         (["setup"], "import pandas as pd\nimport nbops"),

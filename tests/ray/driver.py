@@ -32,8 +32,7 @@ def main() -> int:
         print(f"{event:10} {stage:12} {json.dumps(info, default=str)[:300]}", flush=True)
 
     started = time.time()
-    result = api.run(a.notebook, executor=a.executor, assignments=a.param, no_cache=a.no_cache, jobs=a.jobs,
-                     progress=progress)
+    result = api.run(a.notebook, executor=a.executor, assignments=a.param, no_cache=a.no_cache, jobs=a.jobs, progress=progress)
     result["events"] = events
     result["wall_s"] = time.time() - started
     result["driver_started"] = started

@@ -89,10 +89,10 @@ class NetnsRayCluster:
         assert self.holder is not None, "cluster not started"
         return ["nsenter", "-t", str(self.holder.pid), "-n", *cmd]
 
-    def run(self, *cmd: str, timeout: float = 120, check: bool = True, env: dict | None = None,
-            cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
-        proc = subprocess.run(self.ns(*cmd), capture_output=True, text=True, timeout=timeout,
-                              env={**self.env, **(env or {})}, cwd=cwd)
+    def run(
+        self, *cmd: str, timeout: float = 120, check: bool = True, env: dict | None = None, cwd: str | os.PathLike | None = None
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(self.ns(*cmd), capture_output=True, text=True, timeout=timeout, env={**self.env, **(env or {})}, cwd=cwd)
         if check and proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         return proc
@@ -102,8 +102,9 @@ class NetnsRayCluster:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> NetnsRayCluster:
-        self.holder = subprocess.Popen(["unshare", "-n", "sleep", "infinity"], start_new_session=True,
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.holder = subprocess.Popen(
+            ["unshare", "-n", "sleep", "infinity"], start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.time() + 10
         while True:  # the holder is in its own namespace once its netns link differs from ours
             try:
@@ -124,15 +125,21 @@ class NetnsRayCluster:
         return self
 
     def _node_args(self, index: int, memory: int | None) -> list[str]:
-        args = ["--num-cpus", str(self.cpus), "--num-gpus", str(self.gpus), "--disable-usage-stats",
-                "--resources", json.dumps({f"nbops_node_{index}": 1})]
+        args = ["--num-cpus", str(self.cpus), "--num-gpus", str(self.gpus), "--disable-usage-stats", "--resources", json.dumps({f"nbops_node_{index}": 1})]
         if memory:
             args += ["--memory", str(memory)]
         return args
 
     def _start_head(self) -> None:
-        self._ray_start("head", "--head", f"--port={HEAD_PORT}", "--node-ip-address=127.0.0.1",
-                        f"--temp-dir={self.tmp}/r", "--include-dashboard=false", *self._node_args(0, self.head_memory))
+        self._ray_start(
+            "head",
+            "--head",
+            f"--port={HEAD_PORT}",
+            "--node-ip-address=127.0.0.1",
+            f"--temp-dir={self.tmp}/r",
+            "--include-dashboard=false",
+            *self._node_args(0, self.head_memory),
+        )
 
     def _ray_start(self, what: str, *args: str) -> None:
         """``ray start ARGS``, retried: a failed attempt's processes are killed before the next one."""
@@ -157,10 +164,16 @@ class NetnsRayCluster:
         before = self._raylets()
         # Several nodes on one address: the agents' fixed default ports must differ.
         base = 52000 + 100 * index
-        self._ray_start(f"worker {index}", f"--address=127.0.0.1:{HEAD_PORT}", "--node-ip-address=127.0.0.1",
-                 f"--dashboard-agent-listen-port={base + 1}", f"--dashboard-agent-grpc-port={base + 2}",
-                 f"--runtime-env-agent-port={base + 3}", f"--metrics-export-port={base + 4}",
-                 *self._node_args(index, self.worker_memory))
+        self._ray_start(
+            f"worker {index}",
+            f"--address=127.0.0.1:{HEAD_PORT}",
+            "--node-ip-address=127.0.0.1",
+            f"--dashboard-agent-listen-port={base + 1}",
+            f"--dashboard-agent-grpc-port={base + 2}",
+            f"--runtime-env-agent-port={base + 3}",
+            f"--metrics-export-port={base + 4}",
+            *self._node_args(index, self.worker_memory),
+        )
         new = [p for p in self._raylets() if p not in before]
         self.worker_pids.extend(new)
         self.wait_nodes(1 + self.alive_workers())

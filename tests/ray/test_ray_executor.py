@@ -159,9 +159,21 @@ def test_stage_errors_and_impossible_stages_fail_clearly(cluster, nbdir):
 def test_ctrl_c_cancels_the_ray_task(cluster, nbdir):
     marker = nbdir / "cancel.marker"
     marker.unlink(missing_ok=True)
-    proc = cluster.popen(sys.executable, DRIVER, str(nbdir / "lost_node.ipynb"), str(nbdir / "cancel.json"),
-                         "--executor", "ray", "--no-cache", "--param", f"marker={marker}", cwd=nbdir,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = cluster.popen(
+        sys.executable,
+        DRIVER,
+        str(nbdir / "lost_node.ipynb"),
+        str(nbdir / "cancel.json"),
+        "--executor",
+        "ray",
+        "--no-cache",
+        "--param",
+        f"marker={marker}",
+        cwd=nbdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 150
         while not (marker.exists() and marker.read_text().strip()):
@@ -186,14 +198,22 @@ def test_ctrl_c_cancels_the_ray_task(cluster, nbdir):
 
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1", "auto"])
 def test_no_cluster_says_how_to_get_one(address, tmp_path):
-    code = ("from nbops.errors import UsageError\nfrom nbops.execute.ray import RayExecutor\n"
-            f"try:\n    RayExecutor(address={address!r}, cwd={str(tmp_path)!r})\nexcept UsageError as e:\n    print('ERR', e)\n")
+    code = (
+        "from nbops.errors import UsageError\nfrom nbops.execute.ray import RayExecutor\n"
+        f"try:\n    RayExecutor(address={address!r}, cwd={str(tmp_path)!r})\nexcept UsageError as e:\n    print('ERR', e)\n"
+    )
     # An empty namespace of its own: nothing listens there, and nothing leaves it.
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(RAY_USAGE_STATS_ENABLED="0", RAY_TMPDIR=str(tmp_path))
     started = time.time()
-    proc = subprocess.run(["unshare", "-n", "sh", "-c", f'ip link set lo up && exec "{sys.executable}" -c "$0"', code],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        ["unshare", "-n", "sh", "-c", f'ip link set lo up && exec "{sys.executable}" -c "$0"', code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert time.time() - started < 60, "a dead address should fail fast"
     assert f"ERR no Ray cluster to connect to at {address!r}" in proc.stdout, proc.stdout + proc.stderr[-2000:]
     assert "ray start --head" in proc.stdout and "--address local" in proc.stdout
@@ -213,9 +233,21 @@ def test_lost_worker_node_is_retried_on_another_node(cluster, nbdir):
     marker = nbdir / "victim.marker"
     marker.unlink(missing_ok=True)
     out = nbdir / "lost.json"
-    proc = cluster.popen(sys.executable, DRIVER, str(nbdir / "lost_node.ipynb"), str(out), "--executor", "ray",
-                         "--no-cache", "--param", f"marker={marker}", cwd=nbdir,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = cluster.popen(
+        sys.executable,
+        DRIVER,
+        str(nbdir / "lost_node.ipynb"),
+        str(out),
+        "--executor",
+        "ray",
+        "--no-cache",
+        "--param",
+        f"marker={marker}",
+        cwd=nbdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 150
         while not (marker.exists() and marker.read_text().strip()):

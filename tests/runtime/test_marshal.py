@@ -83,8 +83,9 @@ def test_scalars_and_metrics_cell(tmp_path):
 
     context.begin_stage("s", tmp_path)
     try:
-        marshal.end("s", str(tmp_path), {"acc": np.float64(0.9), "n": 3, "name": "x"}, outputs={},
-                    metrics=["acc", "acc * 100", "missing"], scalars=["acc", "n", "name"])
+        marshal.end(
+            "s", str(tmp_path), {"acc": np.float64(0.9), "n": 3, "name": "x"}, outputs={}, metrics=["acc", "acc * 100", "missing"], scalars=["acc", "n", "name"]
+        )
     finally:
         context._current = None
     assert json.loads((tmp_path / "s" / "scalars.json").read_text()) == {"acc": 0.9, "n": 3}

@@ -71,17 +71,13 @@ async def test_a_bad_run_id_is_refused(jp_fetch, run_id, pipeline_notebook):
     code, body = await _error(jp_fetch("nbops", "runs", run_id, params={"path": pipeline_notebook}))
     assert code == 400
     assert body["message"]
-    code, _ = await _error(
-        jp_fetch("nbops", "runs", run_id, "stages", "load", "notebook", params={"path": pipeline_notebook})
-    )
+    code, _ = await _error(jp_fetch("nbops", "runs", run_id, "stages", "load", "notebook", params={"path": pipeline_notebook}))
     assert code == 400
 
 
 @pytest.mark.parametrize("stage", ["1load", "a.b", "..", "load-x"])
 async def test_a_bad_stage_name_is_refused(jp_fetch, stage, pipeline_notebook):
-    code, body = await _error(
-        jp_fetch("nbops", "runs", "20261130-013000-ab12cd", "stages", stage, "notebook", params={"path": pipeline_notebook})
-    )
+    code, body = await _error(jp_fetch("nbops", "runs", "20261130-013000-ab12cd", "stages", stage, "notebook", params={"path": pipeline_notebook}))
     assert code == 400
     assert body["message"]
 
@@ -134,18 +130,14 @@ async def test_graph_reads_the_unsaved_content_when_given(jp_fetch, jp_root_dir,
     content = json.loads((jp_root_dir / pipeline_notebook).read_text())
     for cell in content["cells"]:
         cell["metadata"]["tags"] = ["stage:score" if t == "stage:evaluate" else t for t in cell["metadata"].get("tags", [])]
-    response = await jp_fetch(
-        "nbops", "graph", method="POST", body=json.dumps({"path": pipeline_notebook, "content": content})
-    )
+    response = await jp_fetch("nbops", "graph", method="POST", body=json.dumps({"path": pipeline_notebook, "content": content}))
     assert [s["name"] for s in json.loads(response.body)["stages"]] == ["load", "features", "score"]
 
 
 async def test_graph_errors_are_in_the_answer_not_a_failure(jp_fetch, jp_root_dir, pipeline_notebook):
     content = json.loads((jp_root_dir / pipeline_notebook).read_text())
     content["cells"][5]["metadata"]["tags"] = ["stage:features", "after:nowhere"]
-    response = await jp_fetch(
-        "nbops", "graph", method="POST", body=json.dumps({"path": pipeline_notebook, "content": content})
-    )
+    response = await jp_fetch("nbops", "graph", method="POST", body=json.dumps({"path": pipeline_notebook, "content": content}))
     errors = json.loads(response.body)["errors"]
     assert errors and errors[0]["cell"] == 5
 
@@ -166,9 +158,7 @@ async def test_an_unknown_run_is_a_404(jp_fetch, pipeline_notebook):
 
 
 async def test_unknown_parameters_are_refused_before_anything_runs(jp_fetch, pipeline_notebook):
-    code, answer = await _error(
-        jp_fetch("nbops", "runs", method="POST", body=json.dumps({"path": pipeline_notebook, "params": {"nope": 1}}))
-    )
+    code, answer = await _error(jp_fetch("nbops", "runs", method="POST", body=json.dumps({"path": pipeline_notebook, "params": {"nope": 1}})))
     assert code == 400
     assert answer["error"] == "ParameterError"
 
@@ -211,9 +201,7 @@ async def test_start_a_run_poll_it_and_read_an_executed_notebook(jp_fetch, pipel
     sources = "\n".join("".join(c["source"]) for c in notebook["cells"])
     assert "positive_rate" in sources
 
-    code, _ = await _error(
-        jp_fetch("nbops", "runs", run_id, "stages", "nowhere", "notebook", params={"path": pipeline_notebook})
-    )
+    code, _ = await _error(jp_fetch("nbops", "runs", run_id, "stages", "nowhere", "notebook", params={"path": pipeline_notebook}))
     assert code == 404
 
 

@@ -91,9 +91,23 @@ def test_examples_run_under_plain_papermill(tmp_path, example):
         small = {"churn": {"n_customers": 800, "n_estimators": 10}, "digits_torch": {}, "sales_fanin": {"n_orders": 2000}}[example]
         params = [x for name, value in small.items() if name in stage.parameters for x in ("-p", name, str(value))]
         result = subprocess.run(
-            [sys.executable, "-m", "papermill", str(out / stage.notebook), str(tmp_path / f"{stage.name}.out.ipynb"),
-             "-p", "nbops_artifact_dir", str(artifacts), "--cwd", str(EXAMPLES), "--no-progress-bar", *params],
-            capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "papermill",
+                str(out / stage.notebook),
+                str(tmp_path / f"{stage.name}.out.ipynb"),
+                "-p",
+                "nbops_artifact_dir",
+                str(artifacts),
+                "--cwd",
+                str(EXAMPLES),
+                "--no-progress-bar",
+                *params,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         manifest = json.loads((artifacts / stage.name / "manifest.json").read_text())
@@ -104,8 +118,9 @@ def test_examples_run_under_plain_papermill(tmp_path, example):
 def test_examples_still_run_as_plain_notebooks(tmp_path, example):
     """Tags and %%stage lines never stop the notebook from running top to bottom in Jupyter."""
     result = subprocess.run(
-        [sys.executable, "-m", "papermill", str(EXAMPLES / f"{example}.ipynb"), str(tmp_path / "out.ipynb"),
-         "--cwd", str(EXAMPLES), "--no-progress-bar"],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "papermill", str(EXAMPLES / f"{example}.ipynb"), str(tmp_path / "out.ipynb"), "--cwd", str(EXAMPLES), "--no-progress-bar"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]

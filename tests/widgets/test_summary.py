@@ -104,9 +104,7 @@ def test_empty_frames():
 
 
 def test_all_null_columns_of_every_dtype():
-    df = pd.DataFrame(
-        {"obj": [None] * 4, "num": [np.nan] * 4, "text": pd.Series([None] * 4, dtype="str"), "when": pd.Series([pd.NaT] * 4)}
-    )
+    df = pd.DataFrame({"obj": [None] * 4, "num": [np.nan] * 4, "text": pd.Series([None] * 4, dtype="str"), "when": pd.Series([pd.NaT] * 4)})
     s = summarize(df)
     for col in s.columns:
         assert col.kind == "empty" and col.null_fraction == 1.0

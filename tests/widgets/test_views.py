@@ -138,8 +138,7 @@ def test_runs_view_from_dicts_and_frame():
 
 
 def test_runs_view_choices_and_errors():
-    view = widgets.runs_view(RUNS, metric="latency_ms", param="optimizer", pareto=("accuracy", "latency_ms"),
-                             directions=("max", "max"))
+    view = widgets.runs_view(RUNS, metric="latency_ms", param="optimizer", pareto=("accuracy", "latency_ms"), directions=("max", "max"))
     assert view.pareto_ids() == ["r1"]
     fig = view.figures()["metric"]
     assert fig.layout.xaxis.type == "category"
@@ -179,7 +178,10 @@ def test_widgets_import_only_errors_from_nbops():
     for path in PACKAGE.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nbops"):
-                assert node.module in ("nbops.errors", "nbops.api", "nbops.status", "nbops.text", "nbops.pareto") or node.module.startswith("nbops.widgets"), (path, node.module)
+                assert node.module in ("nbops.errors", "nbops.api", "nbops.status", "nbops.text", "nbops.pareto") or node.module.startswith("nbops.widgets"), (
+                    path,
+                    node.module,
+                )
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     assert not alias.name.startswith("nbops") or alias.name.startswith("nbops.widgets") or alias.name == "nbops.api"

@@ -13,9 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def no_nulls(
-    df: pd.DataFrame, columns: str | list[str] | None = None, *, name: str | None = None, warn: bool = False
-) -> CheckResult:
+def no_nulls(df: pd.DataFrame, columns: str | list[str] | None = None, *, name: str | None = None, warn: bool = False) -> CheckResult:
     """No null (None / NaN / NaT) values in ``columns`` (default: all columns).
 
     observed: the number of null cells; threshold: 0.
@@ -61,15 +59,12 @@ def in_range(
         n_out == 0,
         {"min": lo, "max": hi, "outside": n_out},
         {"min": min, "max": max},
-        f"observed {n_out} of {len(values)} values outside, min {_fmt(lo)}, max {_fmt(hi)}; "
-        f"threshold [{_fmt(min, '-inf')}, {_fmt(max, 'inf')}]",
+        f"observed {n_out} of {len(values)} values outside, min {_fmt(lo)}, max {_fmt(hi)}; threshold [{_fmt(min, '-inf')}, {_fmt(max, 'inf')}]",
         warn,
     )
 
 
-def allowed_values(
-    df: pd.DataFrame, column: str, values: Iterable[Any], *, name: str | None = None, warn: bool = False
-) -> CheckResult:
+def allowed_values(df: pd.DataFrame, column: str, values: Iterable[Any], *, name: str | None = None, warn: bool = False) -> CheckResult:
     """Every non-null value of ``column`` is one of ``values``.
 
     observed: ``{"rows", "unexpected"}`` — how many rows hold another value, and
@@ -264,7 +259,6 @@ def class_balance(
         gaps[worst] <= tolerance + 1e-12,
         observed,
         {"expected": dict(expected), "tolerance": tolerance},
-        f"observed {_quote(f'{k!r}: {_fmt(v)}' for k, v in observed.items())}; "
-        f"worst {worst!r} off by {_fmt(gaps[worst])}, threshold ±{_fmt(tolerance)}",
+        f"observed {_quote(f'{k!r}: {_fmt(v)}' for k, v in observed.items())}; worst {worst!r} off by {_fmt(gaps[worst])}, threshold ±{_fmt(tolerance)}",
         warn,
     )

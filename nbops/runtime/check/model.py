@@ -70,9 +70,7 @@ def better_than_baseline(
             # Scorer names are what sklearn users already know (cross_val_score).
             scorer = get_scorer(metric)
         except ValueError as e:
-            raise UsageError(
-                f"better_than_baseline: unknown metric {metric!r}", "use a name from sklearn.metrics.get_scorer_names()"
-            ) from e
+            raise UsageError(f"better_than_baseline: unknown metric {metric!r}", "use a name from sklearn.metrics.get_scorer_names()") from e
         metric_name = metric
 
         def score(estimator: Any) -> float:
@@ -101,8 +99,7 @@ def better_than_baseline(
         model_score >= bar,
         {"metric": metric_name, "score": model_score, "baseline": base_score},
         bar,
-        f"observed {metric_name} {_fmt(model_score)} vs {baseline.__class__.__name__} {_fmt(base_score)}, "
-        f"threshold {_fmt(bar)} (baseline + {_fmt(margin)})",
+        f"observed {metric_name} {_fmt(model_score)} vs {baseline.__class__.__name__} {_fmt(base_score)}, threshold {_fmt(bar)} (baseline + {_fmt(margin)})",
         warn,
     )
 
@@ -146,7 +143,6 @@ def prediction_latency(
         median <= max_ms,
         median,
         max_ms,
-        f"observed median {_fmt(median)} ms per call (batch {size}, {n} calls, slowest {_fmt(max(times_ms))} ms), "
-        f"threshold {_fmt(max_ms)} ms",
+        f"observed median {_fmt(median)} ms per call (batch {size}, {n} calls, slowest {_fmt(max(times_ms))} ms), threshold {_fmt(max_ms)} ms",
         warn,
     )

@@ -81,6 +81,7 @@ def summarize_checks(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             summary["failed_names"].append(record.get("name"))
     return summary
 
+
 def _finish(name: str, kind: Kind, passed: bool, observed: Any, threshold: Any, message: str, warn: bool) -> CheckResult:
     """Record, print, return; raise when the check failed outside warn mode."""
     ctx = current()
@@ -102,9 +103,7 @@ def _finish(name: str, kind: Kind, passed: bool, observed: Any, threshold: Any, 
     return result
 
 
-def _metric_bound(
-    metric: str, value: float, threshold: float, op: Literal[">=", "<="], name: str | None, warn: bool
-) -> CheckResult:
+def _metric_bound(metric: str, value: float, threshold: float, op: Literal[">=", "<="], name: str | None, warn: bool) -> CheckResult:
     check = f"metric_at_{'least' if op == '>=' else 'most'}"
     if not isinstance(metric, str) or not metric:
         raise UsageError(f"{check}: metric must be a name", f'e.g. {check}("accuracy", acc, 0.8)')

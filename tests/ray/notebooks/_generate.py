@@ -22,7 +22,10 @@ FIXTURES = {
         (["parameters"], "pause = 3.0\nscale = 2"),
         (["setup"], "import os\nimport time\nimport nbops"),
         (["stage:load"], "with open(nbops.input('numbers.txt')) as f:\n    rows = [int(x) * scale for x in f.read().split()]"),
-        (["stage:left", "gpus:1"], "time.sleep(pause)\nleft_cuda = os.environ.get('CUDA_VISIBLE_DEVICES', '')\nleft = sum(rows)\nnbops.log_metric('left_sum', left)"),
+        (
+            ["stage:left", "gpus:1"],
+            "time.sleep(pause)\nleft_cuda = os.environ.get('CUDA_VISIBLE_DEVICES', '')\nleft = sum(rows)\nnbops.log_metric('left_sum', left)",
+        ),
         (["stage:right"], "time.sleep(pause)\nright = len(rows)\nnbops.log_artifact('right has %d rows' % right, 'right.txt')"),
         (["stage:join"], "total = left + right\nseen_cuda = left_cuda"),
         (["metrics"], "total"),
@@ -33,13 +36,15 @@ FIXTURES = {
         (["parameters"], "marker = 'marker.txt'\nnap = 120.0"),
         (["setup"], "import os\nimport time"),
         (["stage:prepare"], "base = 41"),
-        (["stage:victim", "retries:1", "memory:2G"],
-         "first = not os.path.exists(marker)\n"
-         "if first:\n"
-         "    with open(marker, 'w') as f:\n"
-         "        f.write(str(os.getppid()))\n"
-         "    time.sleep(nap)\n"
-         "answer = base + 1"),
+        (
+            ["stage:victim", "retries:1", "memory:2G"],
+            "first = not os.path.exists(marker)\n"
+            "if first:\n"
+            "    with open(marker, 'w') as f:\n"
+            "        f.write(str(os.getppid()))\n"
+            "    time.sleep(nap)\n"
+            "answer = base + 1",
+        ),
         (["metrics"], "answer"),
     ),
     # A stage's own exception, and a stage no node of the test cluster can hold.
