@@ -31,7 +31,7 @@ from nbops.history import (
 )
 from nbops.notebook import notebook_from_dict, read_notebook
 from nbops.plan import is_secret, load_params_file, parse_assignments, resolve_params
-from nbops.spec import PipelineSpec, load_pipeline
+from nbops.spec import PipelineSpec, edited_stage_notebooks, load_pipeline
 from nbops.spec import convert as convert_graph
 from nbops.status import DONE_OK, SUCCEEDED
 from nbops.store import RunStore, open_store, store_root, validate_run_id
@@ -76,6 +76,12 @@ def prepare(target: str | os.PathLike, store: str | os.PathLike | None = None) -
     path = Path(target)
     if path.is_dir():
         spec = load_pipeline(path)
+        edited = edited_stage_notebooks(spec)
+        if edited:
+            raise NbopsError(
+                f"{path}: the stage notebook(s) {', '.join(edited)} no longer match pipeline.yaml (edited or damaged after 'nbops convert')",
+                f"convert again: nbops convert {spec.source_notebook} -o {path}; to change a stage, edit the source notebook",
+            )
         source = spec.source_notebook
         cwd = source.parent if source.parent.is_dir() else path.resolve()
         return Prepared(spec, str(source), str(cwd), open_store(store, source if source.exists() else path))
@@ -87,7 +93,10 @@ def prepare(target: str | os.PathLike, store: str | os.PathLike | None = None) -
     # Same notebook bytes at the same place -> the same converted pipeline folder.
     key = hashlib.sha256(f"{absolute}\0{g.notebook.sha256}\0{nbops.__version__}".encode()).hexdigest()[:16]
     out = rs.pipelines_dir() / key
-    spec = load_pipeline(out) if (out / "pipeline.yaml").exists() else convert_graph(g, out, absolute)
+    spec = load_pipeline(out) if (out / "pipeline.yaml").exists() else None
+    if spec is None or edited_stage_notebooks(spec):
+        # Generated from the notebook, which is the truth: a damaged or edited copy is made again.
+        spec = convert_graph(g, out, absolute)
     return Prepared(spec, str(absolute), str(absolute.parent), rs)
 
 
@@ -245,6 +254,12 @@ def _parent(run_id: str, path, store) -> tuple[RunStore, dict, Prepared]:
     if not folder or not Path(folder, "pipeline.yaml").exists():
         raise NotFoundError(f"the pipeline of run {run_id} is no longer at {folder}", "run the notebook again instead")
     spec = load_pipeline(folder)
+    edited = edited_stage_notebooks(spec)
+    if edited:
+        raise NbopsError(
+            f"the pipeline of run {run_id} at {folder} was changed since it ran (stage notebook(s) {', '.join(edited)})",
+            "run the notebook again instead: the run cannot be resumed or reproduced from altered code",
+        )
     notebook = parent["notebook"]
     cwd = str(Path(notebook).parent) if Path(notebook).parent.is_dir() else folder
     return rs, parent, Prepared(spec, notebook, cwd, rs)

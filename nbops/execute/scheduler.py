@@ -72,6 +72,8 @@ class _Run:
         self.status: dict[str, str] = {s.name: PENDING for s in self.spec.stages}
         self.outputs: dict[str, dict[str, dict]] = {}  # stage -> var -> {sha256, file, serializer}
         self.decisions: dict[str, Decision] = {}
+        self.reused: set[str] = set()  # stages whose outputs came from the store
+        self.verified: set[str] = set()  # objects re-hashed in this run
         self.secret_names = [k for k in req.params if is_secret(k)]
         self.planner = ReusePlanner(self.spec, req.params, self.store, notebook=req.notebook, cwd=req.cwd, no_cache=req.no_cache, resumed=req.reuse)
 
@@ -170,7 +172,10 @@ class _Run:
                     running[self.executor.submit(retry)] = retry
 
     def start(self, stage: StageSpec) -> StageTask | None:
-        """Reuse ``stage`` or make its task; None when reused."""
+        """Reuse ``stage`` or make its task; None when reused (or when a damaged
+        input sends its producer back to be recomputed first)."""
+        if not self.inputs_intact(stage):
+            return None
         inputs = {var: self.outputs[producer][var]["sha256"] for var, producer in stage.inputs.items()}
         reran = [u for u in stage.upstream if self.status[u] == SUCCEEDED]
         decision = self.decisions[stage.name] = self.planner.decide(stage, inputs, reran)
@@ -189,8 +194,32 @@ class _Run:
         self.progress("started", stage.name, {"attempt": task.attempt, "reason": decision.reason.to_json()})
         return task
 
+    def inputs_intact(self, stage: StageSpec) -> bool:
+        """Objects a stage will load from the store are re-hashed first (once per
+        run): a stage never unpickles bytes whose hash does not match. A damaged
+        one is removed and the stage that made it goes back to pending, so the
+        next pass recomputes it."""
+        for var, producer in sorted(stage.inputs.items()):
+            digest = self.outputs[producer][var]["sha256"]
+            if producer not in self.reused or digest in self.verified:
+                continue
+            if self.store.objects.verify(digest):
+                self.verified.add(digest)
+                continue
+            self.progress(
+                "note", producer, {"message": f"the stored {var!r} of stage {producer!r} is damaged (object {digest[:12]}): recomputing {producer!r}"}
+            )
+            self.store.objects.path(digest).unlink(missing_ok=True)  # a cache lookup now sees it missing
+            shutil.rmtree(self.artifacts / producer, ignore_errors=True)
+            self.reused.discard(producer)
+            del self.outputs[producer]
+            self.set_stage(producer, PENDING)
+            return False
+        return True
+
     def reuse(self, stage: StageSpec, decision: Decision) -> None:
         record = decision.record
+        self.reused.add(stage.name)
         for meta in record["outputs"].values():
             self.store.objects.materialize(meta["sha256"], self.artifacts / stage.name / meta["file"])
         write_manifest(self.artifacts, stage.name, record["outputs"])

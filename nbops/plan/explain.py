@@ -15,7 +15,8 @@ from nbops.text import cell_ref, format_number
 
 __all__ = ["Reason", "REASON_KINDS", "explain_change", "reason_from_changes"]
 
-REASON_KINDS = ("first-run", "code", "params", "upstream", "input", "env", "no-cache", "cache-off", "cached", "resumed")
+# "damaged": the cached result's objects are missing or corrupt in the store, so it is recomputed.
+REASON_KINDS = ("first-run", "code", "params", "upstream", "input", "env", "no-cache", "cache-off", "cached", "resumed", "damaged")
 _PRECEDENCE = ("code", "params", "upstream", "input", "env")  # the kind shown when several changed
 
 

@@ -66,10 +66,7 @@ def _from_text(name: str, text: str, kind: str) -> Any:
         if kind == "int":
             return int(text.replace("_", ""))
         if kind == "float":
-            value = float(text)
-            if math.isnan(value):
-                raise ValueError
-            return value
+            return float(text)  # inf and nan parse, and _finite refuses them with their own message
         if kind == "bool":
             lowered = text.strip().lower()
             if lowered in ("true", "1", "yes", "on"):
@@ -119,5 +116,23 @@ def resolve_params(declared: Mapping[str, ParamSpec], given: Mapping[str, Any], 
     values = {name: p.default for name, p in declared.items()}
     for name, value in given.items():
         kind = declared[name].type
-        values[name] = _from_text(name, value, kind) if isinstance(value, str) and kind != "str" else _check_typed(name, value, kind)
+        values[name] = _finite(name, _from_text(name, value, kind) if isinstance(value, str) and kind != "str" else _check_typed(name, value, kind))
     return values
+
+
+def _finite(name: str, value: Any) -> Any:
+    """``value`` unless it holds inf or nan: parameters are recorded and served as strict JSON,
+    and a cache key over nan never matches itself."""
+    stack = [value]
+    while stack:  # a loop, not recursion: a parameters file can nest deep
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            what = "be a finite number" if item is value else "hold only finite numbers"
+            raise ParameterError(
+                f"parameter {name} must {what}, got {item!r}", f"pass a finite number instead of {item!r} (JSON and the run record have no inf or nan)"
+            )
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return value

@@ -96,6 +96,18 @@ class ReusePlanner:
 
         return changed_deps(deps, self.cwd, self.memo, self.packages())
 
+    def damaged_objects(self, record: Mapping[str, Any]) -> list[str]:
+        """The cheap check before a cache hit: every object the record needs is
+        there with its size (its hash is checked when a stage loads it)."""
+        found = []
+        for var, meta in (record.get("outputs") or {}).items():
+            problem = self.store.objects.check(meta["sha256"], meta.get("bytes"))
+            if problem:
+                found.append(f"output {var!r} {problem}")
+        if record.get("notebook_sha256") and self.store.objects.check(record["notebook_sha256"], None):
+            found.append("executed notebook missing")
+        return found
+
     # -- the decision ---------------------------------------------------------------
     def decide(self, stage: StageSpec, inputs: Mapping[str, str] | None, reran: list[str] = ()) -> Decision:
         """``inputs``: var -> sha256 of what the stage will load; None when an
@@ -118,8 +130,12 @@ class ReusePlanner:
             return run("upstream", f"upstream stage {ups} runs first; this stage is reused only if its inputs come out the same")
         if self.store is None:
             return run("first-run", "no earlier run of this notebook in the store")
-        first_changes = None
+        first_changes, damaged = None, None
         for candidate in self.store.find_cached(key):
+            damaged_now = self.damaged_objects(candidate)
+            if damaged_now:
+                damaged = damaged or (candidate, damaged_now)
+                continue
             changes = self.changed_deps(candidate)
             if not changes:
                 origin = candidate.get("cached_from") or candidate["run_id"]
@@ -128,6 +144,9 @@ class ReusePlanner:
         if first_changes:
             reason = reason_from_changes(first_changes)
             return run(reason.kind, reason.detail)
+        if damaged:
+            record, what = damaged
+            return run("damaged", f"the result of run {record['run_id']} is damaged in the store ({', '.join(what)}): recomputing it")
         baseline = self.store.last_execution(self.notebook, stage.name)
         if baseline is None:
             return run("first-run", "no earlier run of this stage in the store")

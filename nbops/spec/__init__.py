@@ -1,6 +1,6 @@
 """Pipeline spec: pipeline.yaml and the papermill-ready stage notebooks."""
 
-from nbops.spec.convert import ARTIFACT_PARAM, convert, render_stage_notebook
+from nbops.spec.convert import ARTIFACT_PARAM, convert, edited_stage_notebooks, render_stage_notebook
 from nbops.spec.pipeline import SCHEMA, ParamSpec, PipelineSpec, StageSpec, load_pipeline, write_atomic
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "PipelineSpec",
     "StageSpec",
     "convert",
+    "edited_stage_notebooks",
     "load_pipeline",
     "render_stage_notebook",
     "write_atomic",

@@ -23,7 +23,7 @@ from nbops.graph import StageGraph
 from nbops.notebook import strip_pipeline_magic
 from nbops.spec.pipeline import ParamSpec, PipelineSpec, StageSpec, write_atomic
 
-__all__ = ["convert", "ARTIFACT_PARAM", "render_stage_notebook"]
+__all__ = ["convert", "ARTIFACT_PARAM", "render_stage_notebook", "edited_stage_notebooks"]
 
 ARTIFACT_PARAM = "nbops_artifact_dir"
 
@@ -103,6 +103,22 @@ def _consumers(graph: StageGraph) -> dict[tuple[str, str], list[str]]:
         for var, producer in s.inputs.items():
             out.setdefault((producer, var), []).append(s.name)
     return {k: sorted(v) for k, v in out.items()}
+
+
+def edited_stage_notebooks(spec: PipelineSpec) -> list[str]:
+    """Stages whose notebook no longer has the code hash pipeline.yaml recorded
+    (edited, truncated or missing since the conversion): running them would
+    record, and cache, code under a key that is not its own."""
+    edited = []
+    for stage in spec.stages:
+        try:
+            doc = json.loads((spec.folder / stage.notebook).read_text(encoding="utf-8"))
+            same = _code_hash(doc) == stage.code_sha256
+        except (OSError, ValueError, KeyError, TypeError):
+            same = False
+        if not same:
+            edited.append(stage.name)
+    return edited
 
 
 def _code_hash(doc: dict) -> str:

@@ -1,0 +1,97 @@
+"""A store that verifies what it loads: damaged or missing objects are recomputed, edited stage code is never run."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nbops import api
+from nbops.errors import NbopsError
+from nbops.store import RunStore
+
+
+def _pipeline(folder: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3]})", metadata={"tags": ["stage:load"]}),
+        nbformat.v4.new_code_cell("total = int(df['x'].sum())", metadata={"tags": ["stage:features"]}),
+    ]
+    path = folder / "trust.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _edit_features(nb: Path, source: str) -> None:
+    doc = json.loads(nb.read_text())
+    doc["cells"][1]["source"] = source
+    nb.write_text(json.dumps(doc))
+
+
+def _df_object(run: dict, store: RunStore) -> Path:
+    return store.objects.path(run["stages"][0]["outputs"]["df"]["sha256"])
+
+
+def _kinds(run: dict) -> dict[str, str]:
+    return {s["name"]: s["reason"]["kind"] for s in run["stages"]}
+
+
+@pytest.fixture
+def first(tmp_path: Path):
+    nb = _pipeline(tmp_path)
+    run = api.run(nb, metric_names=["total"])
+    assert run["status"] == "succeeded" and run["metrics"]["total"] == 6
+    return nb, run, RunStore(tmp_path / ".nbops")
+
+
+def test_flipped_bytes_in_a_cached_object_are_caught_before_loading_and_recomputed(first):
+    nb, run, store = first
+    obj = _df_object(run, store)
+    data = bytearray(obj.read_bytes())
+    data[-20] ^= 0xFF  # same size: only the hash can tell
+    os.chmod(obj, stat.S_IWUSR | stat.S_IRUSR)
+    obj.write_bytes(bytes(data))
+    _edit_features(nb, "total = int(df['x'].sum()) * 10")  # features must load df from the store
+    notes = []
+    again = api.run(nb, metric_names=["total"], progress=lambda event, stage, info: notes.append((event, stage, info)))
+    assert again["status"] == "succeeded" and again["metrics"]["total"] == 60
+    assert _kinds(again) == {"load": "damaged", "features": "code"}
+    assert any(e == "note" and "damaged" in i["message"] for e, _, i in notes)
+    assert _df_object(again, store).read_bytes() != bytes(data)  # the good bytes are back under the hash
+
+
+def test_a_deleted_object_is_recomputed_not_an_internal_error(first):
+    nb, run, store = first
+    _df_object(run, store).unlink()
+    again = api.run(nb, metric_names=["total"])
+    assert again["status"] == "succeeded" and again["metrics"]["total"] == 6
+    assert again["stages"][0]["reason"]["kind"] == "damaged"
+    assert "missing" in again["stages"][0]["reason"]["detail"]
+
+
+def test_an_edited_stage_notebook_in_the_store_is_never_run(first):
+    nb, run, store = first
+    (stage_nb,) = store.root.glob("pipelines/*/stages/features.ipynb")
+    doc = json.loads(stage_nb.read_text())
+    for cell in doc["cells"]:
+        if "total = " in cell["source"]:
+            cell["source"] = "total = -1  # not what the notebook says"
+    stage_nb.write_text(json.dumps(doc))
+    again = api.run(nb, metric_names=["total"])
+    assert again["metrics"]["total"] == 6 and set(_kinds(again).values()) == {"cached"}
+    assert "total = -1" not in stage_nb.read_text()  # made again from the notebook
+
+
+def test_an_edited_converted_folder_is_refused(tmp_path: Path):
+    nb = _pipeline(tmp_path)
+    out = tmp_path / "out"
+    api.convert(nb, out)
+    stage_nb = out / "stages" / "features.ipynb"
+    stage_nb.write_text(stage_nb.read_text().replace("total = int", "total = 2 * int"))
+    with pytest.raises(NbopsError, match="features no longer match pipeline.yaml"):
+        api.run(out)
