@@ -100,11 +100,15 @@ def _data_deps(deps: list[dict]) -> list[dict]:
 
 
 def _store_for(path: str | os.PathLike | None, store: str | os.PathLike | None) -> RunStore:
-    return open_store(store, path if path is not None else Path.cwd() / "x.ipynb")
+    """The existing store (reads never create one); NotFoundError "no runs yet" when there is none."""
+    return open_store(store, path if path is not None else Path.cwd() / "x.ipynb", create=False)
 
 
 def list_runs(path: str | os.PathLike | None = None, *, store=None, limit: int = 50, study: str | None = None) -> list[dict]:
-    rs = _store_for(path, store)
+    try:
+        rs = _store_for(path, store)
+    except NotFoundError:
+        return []  # no store yet: no runs, and nothing is made by asking
     notebook = None
     if path is not None and not Path(path).is_dir():
         notebook = str(Path(path).resolve())
@@ -137,7 +141,15 @@ def stage_notebook(run_id: str, stage: str, *, path=None, store=None) -> Path:
             target = rs.run_dir(run_id) / "notebooks" / f"{stage}.ipynb"
             if not target.exists():
                 rs.objects.materialize(s["notebook_sha256"], target)
-            return target
+            # Served to the lab and printed by 'nbops open': a symlink planted in the run
+            # folder must not lead a reader to a file outside the store.
+            resolved = target.resolve()
+            if rs.root not in resolved.parents:
+                raise NotFoundError(
+                    f"the executed notebook of stage {stage} in run {run_id} leads outside the store ({resolved})",
+                    f"delete {target} and open it again: nbops rewrites it from the store",
+                )
+            return resolved
     raise NotFoundError(f"run {run_id} has no stage {stage!r}", f"stages: {', '.join(s['name'] for s in run['stages'])}")
 
 

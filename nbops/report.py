@@ -23,7 +23,7 @@ from nbops import api
 from nbops.errors import MissingExtraError, NotFoundError, UsageError
 from nbops.runtime.check import check_status
 from nbops.status import COLOUR
-from nbops.text import cell_ref, format_number
+from nbops.text import cell_ref, format_number, to_json_text
 
 __all__ = ["build_report", "write_report", "resolve_run_id", "report_notebook", "PLOTLY_MIME"]
 
@@ -125,7 +125,7 @@ def _convert_plotly(cell: Any) -> bool:
 
 def _esc(value: Any) -> str:
     if isinstance(value, (dict, list)):
-        value = json.dumps(value, default=str, sort_keys=True)
+        value = to_json_text(value, sort_keys=True)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         value = format_number(value, digits=6)
     return html.escape("" if value is None else str(value))

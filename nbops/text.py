@@ -6,10 +6,11 @@ the same thing the same way.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
-__all__ = ["cell_ref", "first_line", "format_number", "article"]
+__all__ = ["cell_ref", "first_line", "format_number", "article", "finite_json", "to_json_text"]
 
 
 def first_line(source: str | None, limit: int = 60) -> str:
@@ -49,3 +50,26 @@ def format_number(value: Any, digits: int = 4) -> str:
 def article(word: str) -> str:
     """'an int', 'a float': the article for a type name."""
     return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float as the string "inf", "-inf" or "nan".
+
+    A stage may log a metric that came out NaN; strict JSON has no word for it,
+    and ``NaN`` in the output breaks every parser but Python's."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def to_json_text(value: Any, **kwargs: Any) -> str:
+    """Strict JSON text (``allow_nan=False``) of ``value``, non-finite floats spelled as strings;
+    every JSON nbops prints or serves goes through here. Extra keywords go to ``json.dumps``."""
+    kwargs.setdefault("default", str)
+    return json.dumps(finite_json(value), allow_nan=False, **kwargs)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
@@ -12,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nbops.status import COLOUR, DONE_OK, FAILED, ICON, RUNNING
-from nbops.text import cell_ref, format_number
+from nbops.text import cell_ref, format_number, to_json_text
 
 __all__ = [
     "console", "err_console", "print_json", "RunProgress", "graph_text", "runs_table", "run_detail", "diff_text",
@@ -29,7 +28,7 @@ _EVENT_ICON = {"retry": "↻"}
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(to_json_text(data, indent=2) + "\n")
 
 
 def pairs(values: dict | None) -> str:

@@ -20,5 +20,7 @@ def store_root(store: str | os.PathLike | None, near: str | os.PathLike) -> Path
     return Path(store)
 
 
-def open_store(store: str | os.PathLike | None, near: str | os.PathLike) -> RunStore:
-    return RunStore(store_root(store, near))
+def open_store(store: str | os.PathLike | None, near: str | os.PathLike, *, create: bool = True) -> RunStore:
+    """The run store for ``near``; reads pass ``create=False``: nothing is made, and a
+    missing store is a NotFoundError saying "no runs yet"."""
+    return RunStore(store_root(store, near), create=create)

@@ -129,11 +129,16 @@ def _proc_start(pid: int) -> str | None:
 
 
 class RunStore:
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, create: bool = True):
+        """Open the store at ``root``; ``create=False`` (every read) makes nothing and says
+        "no runs yet" (NotFoundError) when there is no store there."""
         self.root = Path(root).resolve()
+        if not create and not (self.root / "runs.db").is_file():
+            raise NotFoundError(f"no runs yet: there is no run store at {self.root}", "run the notebook first, or pass --store / --notebook")
         self.objects = ObjectStore(self.root / "objects")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            if create:
+                self.root.mkdir(parents=True, exist_ok=True)
             with self._conn() as c:
                 c.execute("PRAGMA journal_mode=WAL")
                 c.executescript(_SCHEMA)
