@@ -21,6 +21,7 @@ __all__ = [
     "ParameterError",
     "MarshalError",
     "StoreError",
+    "CorruptObjectError",
     "NotFoundError",
     "RunFailed",
     "MissingExtraError",
@@ -116,6 +117,21 @@ class StoreError(NbopsError):
 
     exit_code = 3
     http_status = 500
+
+
+class CorruptObjectError(StoreError):
+    """A stored object is missing, the wrong size, or no longer hashes to its name."""
+
+    def __init__(self, digest: str, problem: str, path: object = None):
+        self.digest, self.problem = digest, problem
+        where = f" ({path})" if path else ""
+        super().__init__(
+            f"stored object {digest[:12]} is {problem}{where}",
+            "run 'nbops store verify --repair' (the stages that made it are then recomputed by the next run)",
+        )
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "digest": self.digest, "problem": self.problem}
 
 
 class NotFoundError(NbopsError):

@@ -219,7 +219,7 @@ def _cmd_open(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND_MODULES = ["nbops.cli.cmd_why", "nbops.cli.cmd_test", "nbops.cli.cmd_report", "nbops.cli.cmd_sweep"]
+COMMAND_MODULES = ["nbops.cli.cmd_why", "nbops.cli.cmd_test", "nbops.cli.cmd_report", "nbops.cli.cmd_sweep", "nbops.cli.cmd_store"]
 
 COMMANDS = {
     "graph": _cmd_graph,

@@ -14,6 +14,7 @@ import stat
 import uuid
 from pathlib import Path
 
+from nbops.errors import CorruptObjectError
 from nbops.runtime.files import sha256_file
 
 __all__ = ["ObjectStore", "sha256_file"]
@@ -32,6 +33,24 @@ class ObjectStore:
     def has(self, digest: str) -> bool:
         return self.path(digest).exists()
 
+    def check(self, digest: str, size: int | None = None) -> str | None:
+        """The cheap check (one stat): None when the object is there with ``size``
+        bytes (any size when None), else "missing", "truncated" or "wrong size"."""
+        try:
+            actual = self.path(digest).stat().st_size
+        except FileNotFoundError:
+            return "missing"
+        if size is None or actual == size:
+            return None
+        return "truncated" if actual < size else "wrong size"
+
+    def verify(self, digest: str) -> bool:
+        """Re-hash the object: True only when it exists and its bytes still hash to its name."""
+        try:
+            return sha256_file(self.path(digest)) == digest
+        except FileNotFoundError:
+            return False
+
     def put_file(self, src: str | os.PathLike, *, move: bool = False, digest: str | None = None) -> str:
         """Store a file's bytes; with ``move`` the source becomes a link to the object.
         ``digest``: the sha256 when the writer already computed it (not read again)."""
@@ -49,8 +68,12 @@ class ObjectStore:
             os.replace(tmp, target)
         return digest
 
-    def materialize(self, digest: str, dest: str | os.PathLike) -> None:
-        """Make ``dest`` hold the object's bytes: a hard link when possible."""
+    def materialize(self, digest: str, dest: str | os.PathLike, size: int | None = None) -> None:
+        """Make ``dest`` hold the object's bytes: a hard link when possible.
+        A missing object, or one whose size is not ``size``, raises CorruptObjectError."""
+        problem = self.check(digest, size)
+        if problem:
+            raise CorruptObjectError(digest, problem, self.path(digest))
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")

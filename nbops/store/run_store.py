@@ -32,11 +32,11 @@ from nbops.errors import NotFoundError, StoreError, UsageError
 from nbops.status import RUN_STATUSES, STAGE_STATUSES
 from nbops.store.objects import ObjectStore
 
-__all__ = ["RunStore", "new_run_id", "validate_run_id", "iso", "RUN_ID_RE", "STAGE_STATUSES", "RUN_STATUSES"]
+__all__ = ["RunStore", "SCHEMA_VERSION", "new_run_id", "validate_run_id", "iso", "RUN_ID_RE", "STAGE_STATUSES", "RUN_STATUSES"]
 
 RUN_ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     notebook TEXT,
@@ -82,9 +82,6 @@ CREATE TABLE IF NOT EXISTS stages (
     error TEXT,
     worker TEXT NOT NULL DEFAULT '{}',
     attempts INTEGER NOT NULL DEFAULT 0,
-    reason TEXT,
-    key_parts TEXT NOT NULL DEFAULT '{}',
-    deps TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (run_id, name)
 );
 CREATE INDEX IF NOT EXISTS stages_cache ON stages(cache_key, status);
@@ -95,15 +92,29 @@ CREATE TABLE IF NOT EXISTS studies (
 );
 """
 
+# The layout, as numbered steps: a store records in ``PRAGMA user_version`` the
+# last step applied, and opening it applies the rest in one transaction. Append
+# steps; never edit one that shipped. Version 1 is the first release's layout
+# (which recorded no version: an existing store at 0 is taken as 1 applied or not,
+# every step being idempotent).
+_MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("the first release's tables", [stmt.strip() for stmt in _SCHEMA_V1.split(";") if stmt.strip()]),
+    (
+        "why a stage ran, its cache-key parts and the files and packages it depended on",
+        [
+            "ALTER TABLE stages ADD COLUMN reason TEXT",
+            "ALTER TABLE stages ADD COLUMN key_parts TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE stages ADD COLUMN deps TEXT NOT NULL DEFAULT '[]'",
+        ],
+    ),
+    # 'nbops store verify --repair': a record whose objects were damaged is kept
+    # (history) but never again served as a cache hit.
+    ("stage records marked unusable for the cache", ["ALTER TABLE stages ADD COLUMN unusable TEXT"]),
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
 _JSON_RUN = ("params", "env", "git", "error", "report")
-_JSON_STAGE = ("outputs", "scalars", "metrics", "checks", "inputs", "artifacts", "error", "worker", "reason", "key_parts", "deps")
-# Columns added after the first release, with their definitions: a store made
-# by an older nbops gains them when it is opened (ALTER TABLE ... ADD COLUMN).
-_ADDED_STAGE_COLUMNS = {
-    "reason": "TEXT",
-    "key_parts": "TEXT NOT NULL DEFAULT '{}'",
-    "deps": "TEXT NOT NULL DEFAULT '[]'",
-}
+_JSON_STAGE = ("outputs", "scalars", "metrics", "checks", "inputs", "artifacts", "error", "worker", "reason", "key_parts", "deps", "unusable")
 
 
 def new_run_id() -> str:
@@ -141,15 +152,15 @@ class RunStore:
                 self.root.mkdir(parents=True, exist_ok=True)
             with self._conn() as c:
                 c.execute("PRAGMA journal_mode=WAL")
-                c.executescript(_SCHEMA)
-                have = {row["name"] for row in c.execute("PRAGMA table_info(stages)")}
-                for column, definition in _ADDED_STAGE_COLUMNS.items():
-                    if column not in have:
-                        c.execute(f"ALTER TABLE stages ADD COLUMN {column} {definition}")
+                self.migrated_from = _migrate(c, self.root)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the run store at {self.root}: {exc}", "check the folder's permissions, or pass --store") from None
         except OSError as exc:
             raise StoreError(f"cannot create the run store at {self.root}: {exc.strerror}", "pass --store PATH or set NBOPS_STORE") from None
+
+    def schema_version(self) -> int:
+        with self._conn() as c:
+            return c.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
@@ -252,7 +263,8 @@ class RunStore:
         caller picks the first whose deps still hold."""
         with self._conn() as c:
             rows = c.execute(
-                "SELECT * FROM stages WHERE cache_key = ? AND status = 'succeeded' AND notebook_sha256 IS NOT NULL ORDER BY ended_at DESC LIMIT ?",
+                "SELECT * FROM stages WHERE cache_key = ? AND status = 'succeeded' AND notebook_sha256 IS NOT NULL AND unusable IS NULL "
+                "ORDER BY ended_at DESC LIMIT ?",
                 (cache_key, limit),
             ).fetchall()
         return [_load(row, _JSON_STAGE) for row in rows]
@@ -316,6 +328,43 @@ class RunStore:
 
     def pipelines_dir(self) -> Path:
         return self.root / "pipelines"
+
+
+def _migrate(c: sqlite3.Connection, root: Path) -> int | None:
+    """Bring the store's layout to SCHEMA_VERSION; returns the version it had, or None when current."""
+    version = c.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return None
+    if version > SCHEMA_VERSION:
+        raise _too_new(root, version)
+    c.execute("BEGIN IMMEDIATE")  # another process may be migrating: read the version again under the lock
+    try:
+        version = c.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise _too_new(root, version)
+        start = version
+        for number, (_, statements) in enumerate(_MIGRATIONS, start=1):
+            if number <= version:
+                continue
+            for stmt in statements:
+                column = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", stmt)
+                # A store from before versioning may already have some later columns.
+                if column and column[2] in {row["name"] for row in c.execute(f"PRAGMA table_info({column[1]})")}:
+                    continue
+                c.execute(stmt)
+        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        c.execute("COMMIT")
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    return start
+
+
+def _too_new(root: Path, version: int) -> StoreError:
+    return StoreError(
+        f"the run store at {root} has layout version {version}, newer than this nbops knows (up to {SCHEMA_VERSION})",
+        "upgrade nbops (pip install -U nbops) to open it; it was written by a newer release",
+    )
 
 
 def _dump(key: str, value: Any, json_cols: tuple[str, ...]) -> Any:
