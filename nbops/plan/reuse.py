@@ -119,6 +119,8 @@ class ReusePlanner:
             return Decision(stage.name, RUN, Reason(kind, detail), key, parts)
 
         record = self.resumed.get(stage.name)
+        if record is not None and self.store is not None and self.damaged_objects(record):
+            record = None  # its result is damaged in the store: decided like any stage, so recomputed
         if record is not None:
             return Decision(stage.name, REUSE, Reason("resumed", f"succeeded in run {record['run_id']}, which this run resumes"), key, parts, record)
         if not stage.cache:

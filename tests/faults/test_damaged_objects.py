@@ -95,3 +95,16 @@ def test_an_edited_converted_folder_is_refused(tmp_path: Path):
     stage_nb.write_text(stage_nb.read_text().replace("total = int", "total = 2 * int"))
     with pytest.raises(NbopsError, match="features no longer match pipeline.yaml"):
         api.run(out)
+
+
+def test_resume_recomputes_a_succeeded_stage_whose_object_went_missing(tmp_path: Path):
+    nb = _pipeline(tmp_path)
+    _edit_features(nb, "assert len(df) > 5, 'first attempt fails'\ntotal = int(df['x'].sum())")
+    failed = api.run(nb)
+    assert failed["status"] == "failed"
+    store = RunStore(tmp_path / ".nbops")
+    _df_object(failed, store).unlink()
+    _edit_features(nb, "total = int(df['x'].sum())")
+    resumed = api.resume(failed["id"], path=nb)
+    assert resumed["status"] == "failed"  # resume runs the code of the failed run: it fails again, but cleanly
+    assert resumed["stages"][0]["reason"]["kind"] == "damaged" and resumed["stages"][0]["status"] == "succeeded"
