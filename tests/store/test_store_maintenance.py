@@ -205,3 +205,22 @@ def test_info_counts(tmp_path, capsys):
     assert got["schema_version"] == SCHEMA_VERSION and got["runs"] == 2 and got["stages"] == 4
     assert got["objects"] == 5 + 2  # each run's notebooks differ (they name the run), outputs and artifact are shared
     assert got["object_bytes"] > 0 and got["total_bytes"] > got["object_bytes"]
+
+
+# -- end to end --------------------------------------------------------------------------
+def test_real_run_verify_repair_then_the_stage_is_recomputed(workdir):
+    from nbops import api
+
+    nb = workdir / "kale.ipynb"
+    first = api.run(nb)
+    assert first["status"] == "succeeded"
+    rs = RunStore(workdir / ".nbops", create=False)
+    assert maintenance.verify(rs)["problems"] == []
+    load = next(s for s in first["stages"] if s["name"] == "load")
+    digest = next(iter(load["outputs"].values()))["sha256"]
+    damage(rs, digest, "flip")
+    report = maintenance.verify(rs, repair=True)
+    assert [(p["problem"], p["refs"][0]["stage"]) for p in report["problems"]] == [("corrupt", "load")]
+    again = api.run(nb)
+    assert {s["name"]: s["status"] for s in again["stages"]}["load"] == "succeeded"  # not served from the damaged record
+    assert rs.objects.verify(digest) and maintenance.verify(rs)["problems"] == []
