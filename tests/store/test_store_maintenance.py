@@ -94,6 +94,17 @@ def test_old_store_is_migrated_once_and_keeps_its_run(old_store, capsys):
     assert main(["store", "verify", "--store", str(old_store)]) == 0  # its objects came along intact
 
 
+def test_store_with_later_columns_but_no_version_is_migrated(tmp_path):
+    """Stores written between the first release and versioning already have reason/key_parts/deps."""
+    make_run(RunStore(tmp_path / "s"), tmp_path, "20261120-100000-aaaaaa", time.time(), b"one")
+    with sqlite3.connect(tmp_path / "s" / "runs.db") as c:
+        c.execute("ALTER TABLE stages DROP COLUMN unusable")
+        c.execute("PRAGMA user_version = 0")
+    rs = RunStore(tmp_path / "s")
+    assert rs.migrated_from == 0 and rs.schema_version() == SCHEMA_VERSION
+    assert [s["run_id"] for s in rs.find_cached("key-load-one")] == ["20261120-100000-aaaaaa"]
+
+
 def test_store_from_a_newer_nbops_is_refused(tmp_path, capsys):
     RunStore(tmp_path)
     with sqlite3.connect(tmp_path / "runs.db") as c:
