@@ -18,10 +18,24 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from nbops.errors import NbopsError, NotFoundError, UsageError
+from nbops.text import to_json_text
 
-__all__ = ["setup_handlers", "status_for"]
+__all__ = ["setup_handlers", "status_for", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"]
 
 _EXECUTOR_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# A notebook with large outputs fits well inside; more is a mistake or an attack,
+# refused before it is parsed.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# Deeper than any notebook nests; a deeper body would exhaust the recursion of
+# whatever walks it later (validation, analysis).
+MAX_JSON_DEPTH = 200
+
+
+class BodyTooLarge(UsageError):
+    """A request body over MAX_BODY_BYTES."""
+
+    http_status = 413
 
 
 def status_for(error: NbopsError) -> int:
@@ -45,7 +59,7 @@ class NbopsHandler(APIHandler):
         if isinstance(error, NbopsError):
             self.set_status(status_for(error))
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(error.to_json()))
+            self.finish(to_json_text(error.to_json()))
             return
         super().write_error(status_code, **kwargs)
 
@@ -79,11 +93,15 @@ class NbopsHandler(APIHandler):
             raise NotFoundError(f"notebook {value!r} does not exist", "save the notebook first, or check the path")
         return full
 
-    def json_body(self) -> dict:
-        try:
-            body = json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UsageError(f"the request body is not valid JSON: {exc}", "send a JSON object") from None
+    async def json_body(self) -> dict:
+        """The body as a JSON object: size and depth checked, parsed off the event loop."""
+        raw = self.request.body or b""
+        if len(raw) > MAX_BODY_BYTES:
+            raise BodyTooLarge(
+                f"the request body is {len(raw) / 2**20:.1f} MB, over the {MAX_BODY_BYTES // 2**20} MB limit",
+                "send a smaller notebook (clear large outputs), or leave 'content' out so the saved file is read",
+            )
+        body = await asyncio.to_thread(_parse_json, raw)
         if not isinstance(body, dict):
             raise UsageError("the request body must be a JSON object", 'send e.g. {"path": "nb.ipynb"}')
         return body
@@ -94,7 +112,7 @@ class NbopsHandler(APIHandler):
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, default=str))
+        self.finish(to_json_text(data))
 
 
 class GraphHandler(NbopsHandler):
@@ -102,7 +120,7 @@ class GraphHandler(NbopsHandler):
 
     @tornado.web.authenticated
     async def post(self) -> None:
-        body = self.json_body()
+        body = await self.json_body()
         path = self.notebook_path(body.get("path"))
         content = body.get("content")
         if content is not None and not isinstance(content, dict):
@@ -122,16 +140,17 @@ class RunsHandler(NbopsHandler):
     """``GET /nbops/runs?path=`` lists runs; ``POST`` {path, params, executor} starts one."""
 
     @tornado.web.authenticated
-    def get(self) -> None:
+    async def get(self) -> None:
         path = self.query_path()
         limit_arg = self.get_query_argument("limit", "50")
         if not limit_arg.isdigit() or not 0 < int(limit_arg) <= 1000:
             raise UsageError(f"limit {limit_arg!r} is not a number from 1 to 1000", "send e.g. ?limit=20")
-        self.write_json(_api().list_runs(path, limit=int(limit_arg)))
+        # Store reads wait on SQLite (a writer may hold it): off the event loop.
+        self.write_json(await asyncio.to_thread(_api().list_runs, path, limit=int(limit_arg)))
 
     @tornado.web.authenticated
     async def post(self) -> None:
-        body = self.json_body()
+        body = await self.json_body()
         path = self.notebook_path(body.get("path"))
         params = body.get("params") or {}
         if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
@@ -164,11 +183,11 @@ class RunHandler(NbopsHandler):
     """``GET /nbops/runs/<id>?path=``: one run with its stages."""
 
     @tornado.web.authenticated
-    def get(self, run_id: str) -> None:
+    async def get(self, run_id: str) -> None:
         path = self.query_path()
         api = _api()
         api.validate_run_id(run_id)
-        self.write_json(api.get_run(run_id, path=path))
+        self.write_json(await asyncio.to_thread(api.get_run, run_id, path=path))
 
 
 class StageNotebookHandler(NbopsHandler):
@@ -179,18 +198,44 @@ class StageNotebookHandler(NbopsHandler):
     """
 
     @tornado.web.authenticated
-    def get(self, run_id: str, stage: str) -> None:
+    async def get(self, run_id: str, stage: str) -> None:
         path = self.query_path()
         api = _api()
         api.validate_run_id(run_id)
         api.validate_stage_name(stage)
-        notebook = Path(api.stage_notebook(run_id, stage, path=path))
-        try:
-            text = notebook.read_text(encoding="utf-8")
-        except OSError:
-            raise NotFoundError(f"the executed notebook of stage {stage!r} in run {run_id} is missing", "rerun the stage") from None
+        # stage_notebook resolves links and refuses a file outside the store.
+        text = await asyncio.to_thread(_read_stage_notebook, api, run_id, stage, path)
         self.set_header("Content-Type", "application/json")
         self.finish(text)
+
+
+def _read_stage_notebook(api: Any, run_id: str, stage: str, path: Path) -> str:
+    notebook = Path(api.stage_notebook(run_id, stage, path=path))
+    try:
+        return notebook.read_text(encoding="utf-8")
+    except OSError:
+        raise NotFoundError(f"the executed notebook of stage {stage!r} in run {run_id} is missing", "rerun the stage") from None
+
+
+def _parse_json(raw: bytes) -> Any:
+    """JSON of a request body, refusing nesting deeper than MAX_JSON_DEPTH (checked without recursion)."""
+    too_deep = UsageError(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", "send a notebook JSON object; flatten deeply nested outputs")
+    try:
+        body = json.loads(raw or b"null")
+    except RecursionError:  # the parser's own stack ran out: deep beyond doubt
+        raise too_deep from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"the request body is not valid JSON: {exc}", "send a JSON object") from None
+    stack = [(body, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise too_deep
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list)))
+    return body
 
 
 def setup_handlers(web_app: tornado.web.Application) -> None:
