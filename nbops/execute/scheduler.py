@@ -221,7 +221,7 @@ class _Run:
         record = decision.record
         self.reused.add(stage.name)
         for meta in record["outputs"].values():
-            self.store.objects.materialize(meta["sha256"], self.artifacts / stage.name / meta["file"])
+            self.store.objects.materialize(meta["sha256"], self.artifacts / stage.name / meta["file"], size=meta.get("bytes"))
         write_manifest(self.artifacts, stage.name, record["outputs"])
         self.outputs[stage.name] = record["outputs"]
         now = time.time()

@@ -104,6 +104,10 @@ class ReusePlanner:
             problem = self.store.objects.check(meta["sha256"], meta.get("bytes"))
             if problem:
                 found.append(f"output {var!r} {problem}")
+        for logged in record.get("artifacts") or []:
+            problem = self.store.objects.check(logged["sha256"], logged.get("bytes"))
+            if problem:
+                found.append(f"artifact {logged.get('name')!r} {problem}")
         if record.get("notebook_sha256") and self.store.objects.check(record["notebook_sha256"], None):
             found.append("executed notebook missing")
         return found
