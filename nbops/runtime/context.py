@@ -23,6 +23,7 @@ from typing import Any
 __all__ = ["StageContext", "begin_stage", "finish_stage", "current", "read_records", "RECORD_DIR"]
 
 RECORD_DIR = "_nbops"
+TRACK_READS_ENV = "NBOPS_TRACK_READS"  # "0": record no reads (benchmarks only)
 
 
 @dataclass
@@ -62,12 +63,18 @@ def begin_stage(stage: str, artifact_dir: str | os.PathLike) -> StageContext:
 
     Starts tracking what the stage reads (``nbops.runtime.reads``); a warm
     kernel running its next stage starts from an empty list.
+    ``NBOPS_TRACK_READS=0`` in the kernel's environment turns tracking off;
+    it exists for benchmarks/bench_inputs.py, which measures what tracking
+    costs. The stage then records no deps, and its cache sees only its code,
+    parameters and upstream outputs.
     """
     global _current
     from nbops.runtime import reads
 
     _current = StageContext(stage, Path(artifact_dir))
     _current.out_dir.mkdir(parents=True, exist_ok=True)
+    if os.environ.get(TRACK_READS_ENV, "1") == "0":
+        return _current
     tracker = reads.install()
     tracker.active = False
     tracker.reset()
