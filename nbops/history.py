@@ -104,6 +104,14 @@ def _store_for(path: str | os.PathLike | None, store: str | os.PathLike | None) 
     return open_store(store, path if path is not None else Path.cwd() / "x.ipynb", create=False)
 
 
+def _store_of_run(run_id: str, path, store) -> RunStore:
+    """The store that should hold ``run_id``; with no store at all, the error names the run too."""
+    try:
+        return _store_for(path, store)
+    except NotFoundError as exc:
+        raise NotFoundError(f"no run {run_id}: {exc.message}", exc.fix) from None
+
+
 def list_runs(path: str | os.PathLike | None = None, *, store=None, limit: int = 50, study: str | None = None) -> list[dict]:
     try:
         rs = _store_for(path, store)
@@ -126,12 +134,12 @@ def list_runs(path: str | os.PathLike | None = None, *, store=None, limit: int =
 
 
 def get_run(run_id: str, *, path=None, store=None) -> dict:
-    return run_to_json(_store_for(path, store).get_run(validate_run_id(run_id)))
+    return run_to_json(_store_of_run(run_id, path, store).get_run(validate_run_id(run_id)))
 
 
 def stage_notebook(run_id: str, stage: str, *, path=None, store=None) -> Path:
     """The executed notebook of a stage (a file in the run's folder)."""
-    rs = _store_for(path, store)
+    rs = _store_of_run(run_id, path, store)
     run = rs.get_run(validate_run_id(run_id))
     validate_stage_name(stage)
     for s in run["stages"]:
@@ -194,7 +202,7 @@ def diff_runs(run_a: str, run_b: str, *, path=None, store=None) -> dict:
     """Parameters, metrics, statuses and the code of stages that changed."""
     import difflib
 
-    rs = _store_for(path, store)
+    rs = _store_of_run(run_a, path, store)
     a, b = run_to_json(rs.get_run(validate_run_id(run_a))), run_to_json(rs.get_run(validate_run_id(run_b)))
     params = {
         k: {"a": a["params"].get(k), "b": b["params"].get(k)} for k in sorted(set(a["params"]) | set(b["params"])) if a["params"].get(k) != b["params"].get(k)
