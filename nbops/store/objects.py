@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nbops.errors import CorruptObjectError
 from nbops.runtime.files import sha256_file
+from nbops.store.faults import store_error
 
 __all__ = ["ObjectStore", "sha256_file"]
 
@@ -57,8 +58,18 @@ class ObjectStore:
         digest = digest or sha256_file(src)
         target = self.path(digest)
         if not target.exists():
-            self.tmp.mkdir(parents=True, exist_ok=True)
-            tmp = self.tmp / uuid.uuid4().hex
+            try:
+                self._write(src, target, move)
+            except OSError as exc:
+                if not os.path.exists(src):
+                    raise  # the source vanished: the caller's problem, not the store's
+                raise store_error(self.root.parent, exc, f"cannot store an object in {self.root}") from None
+        return digest
+
+    def _write(self, src: str | os.PathLike, target: Path, move: bool) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp / uuid.uuid4().hex
+        try:
             try:
                 os.link(src, tmp) if move else shutil.copyfile(src, tmp)
             except OSError:  # other filesystem, or links not allowed
@@ -66,7 +77,8 @@ class ObjectStore:
             os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
-        return digest
+        finally:
+            tmp.unlink(missing_ok=True)  # a half-copied object never stays behind
 
     def materialize(self, digest: str, dest: str | os.PathLike, size: int | None = None) -> None:
         """Make ``dest`` hold the object's bytes: a hard link when possible.

@@ -30,6 +30,7 @@ from typing import Any
 
 from nbops.errors import NotFoundError, StoreError, UsageError
 from nbops.status import RUN_STATUSES, STAGE_STATUSES
+from nbops.store.faults import store_error
 from nbops.store.objects import ObjectStore
 
 __all__ = ["RunStore", "SCHEMA_VERSION", "new_run_id", "validate_run_id", "iso", "RUN_ID_RE", "STAGE_STATUSES", "RUN_STATUSES"]
@@ -153,10 +154,8 @@ class RunStore:
             with self._conn() as c:
                 c.execute("PRAGMA journal_mode=WAL")
                 self.migrated_from = _migrate(c, self.root)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the run store at {self.root}: {exc}", "check the folder's permissions, or pass --store") from None
         except OSError as exc:
-            raise StoreError(f"cannot create the run store at {self.root}: {exc.strerror}", "pass --store PATH or set NBOPS_STORE") from None
+            raise store_error(self.root, exc, "cannot create the run store") from None
 
     def schema_version(self) -> int:
         with self._conn() as c:
@@ -165,15 +164,20 @@ class RunStore:
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
         # One connection per operation: safe from any thread (the Jupyter
-        # server calls us from several), cheap with SQLite.
-        conn = sqlite3.connect(self.root / "runs.db", timeout=60, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=60000")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        # server calls us from several), cheap with SQLite. Every SQLite
+        # failure leaves here as a StoreError that names its cause and fix.
+        conn = None
         try:
+            conn = sqlite3.connect(self.root / "runs.db", timeout=60, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute("PRAGMA synchronous=NORMAL")
             yield conn
+        except sqlite3.Error as exc:
+            raise store_error(self.root, exc) from None
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def _write(self, sql: str, args: tuple) -> None:
         with self._conn() as c:
@@ -182,7 +186,8 @@ class RunStore:
                 c.execute(sql, args)
                 c.execute("COMMIT")
             except BaseException:
-                c.execute("ROLLBACK")
+                if c.in_transaction:  # a failed COMMIT may have ended it: the original error is the one to report
+                    c.execute("ROLLBACK")
                 raise
 
     # -- runs ----------------------------------------------------------------
