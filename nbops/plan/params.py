@@ -48,9 +48,15 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise NotFoundError(f"parameters file {path} not found", "check the -f path") from None
+    except IsADirectoryError:
+        raise ParameterError(f"parameters file {path} is a folder", "pass the YAML file itself: -f params.yaml") from None
+    except UnicodeDecodeError as exc:
+        raise ParameterError(f"parameters file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})", "save it as UTF-8 YAML") from None
+    except OSError as exc:
+        raise ParameterError(f"parameters file {path} cannot be read: {exc.strerror}", "check its permissions") from None
     except yaml.YAMLError as exc:
         raise ParameterError(f"parameters file {path} is not valid YAML: {exc}", "fix the YAML") from None
     if data is None:

@@ -94,3 +94,16 @@ def test_a_read_only_objects_folder_is_a_clear_error(tmp_path: Path, mounts):
     done = run_cli("run", str(nb), "--no-cache", cwd=tmp_path)
     assert done.returncode == 3, (done.stdout, done.stderr)
     assert "cannot be written" in done.stderr and "permissions" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("make", ["folder", "latin1"])
+def test_a_params_file_that_is_a_folder_or_not_utf8_is_a_clear_error(tmp_path: Path, make: str):
+    nb = _notebook(tmp_path)
+    target = tmp_path / "params.yaml"
+    if make == "folder":
+        target.mkdir()
+    else:
+        target.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    done = run_cli("run", str(nb), "-f", str(target), cwd=tmp_path)
+    assert done.returncode == 2 and "parameters file" in done.stderr and "Traceback" not in done.stderr
+    assert ("is a folder" if make == "folder" else "is not UTF-8") in done.stderr
