@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.execute.base import StageOutcome
+from nbops.plan.secrets import MASK, Scrubber
 from nbops.runtime.context import read_records
 from nbops.runtime.files import write_atomic
 from nbops.runtime.marshal import MANIFEST, SCALARS
@@ -28,19 +29,25 @@ MAX_TRACEBACK = 20000  # characters kept in the record; the executed notebook ha
 class StageIngest:
     """Reads one stage's folder into the store (the driver is the store's only writer)."""
 
-    def __init__(self, store: RunStore, out_dir: Path, secret_names: list[str]):
+    def __init__(self, store: RunStore, out_dir: Path, secret_names: list[str], scrub: Scrubber | None = None):
         self.store, self.out_dir, self.secret_names = store, out_dir, secret_names
+        self.scrub = scrub or Scrubber(())
 
     def records(self, kind: str) -> list[dict]:
-        return read_records(self.out_dir, kind)
+        """What the stage recorded (metrics, checks, reads), secret values masked."""
+        return self.scrub.json(read_records(self.out_dir, kind))
+
+    def error(self, outcome: StageOutcome) -> dict[str, Any]:
+        """:func:`error_record`, secret values masked: it reaches the store, the terminal and reports."""
+        return error_record(outcome, self.scrub)
 
     def notebook(self, outcome: StageOutcome) -> str | None:
         """The executed notebook, secrets masked, as an object; returns its sha256."""
         path = outcome.executed_notebook
         if not path or not os.path.exists(path):
             return None
-        if self.secret_names:
-            _mask_notebook(Path(path), self.secret_names)
+        if self.secret_names or self.scrub:
+            _mask_notebook(Path(path), self.secret_names, self.scrub)
         return self.store.objects.put_file(path, move=True)
 
     def outputs(self, stage: StageSpec) -> dict[str, dict]:
@@ -75,9 +82,15 @@ class StageIngest:
         return logged
 
 
-def error_record(outcome: StageOutcome) -> dict[str, Any]:
-    """The error of a failed stage, pointing at the cell of the *user's* notebook."""
+def error_record(outcome: StageOutcome, scrub: Scrubber | None = None) -> dict[str, Any]:
+    """The error of a failed stage, pointing at the cell of the *user's* notebook.
+
+    With ``scrub``, secret values are masked everywhere in it (the message, the
+    traceback, a kernel log tail), before the traceback is cut: a cut must not
+    leave half a secret that no longer matches."""
     err = outcome.error.to_json() if outcome.error else {"ename": "Error", "evalue": "unknown failure"}
+    if scrub is not None:
+        err = scrub.json(err)
     if len(err.get("traceback") or "") > MAX_TRACEBACK:
         err["traceback"] = err["traceback"][-MAX_TRACEBACK:]
     path = outcome.executed_notebook
@@ -96,7 +109,8 @@ def error_record(outcome: StageOutcome) -> dict[str, Any]:
             source = "".join(source) if isinstance(source, list) else source
             origin = meta.get("nbops", {}).get("source_cell")
             err["cell"] = origin
-            err["first_line"] = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+            first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+            err["first_line"] = scrub.text(first) if scrub is not None else first
             err["generated"] = origin is None
             break
     return err
@@ -119,20 +133,57 @@ def write_returned_files(folder: Path, files: dict[str, bytes]) -> None:
         write_atomic(target, data)
 
 
-def _mask_notebook(path: Path, secret_names: list[str]) -> None:
-    """Secrets never reach the store: mask them in papermill's injected cell and metadata."""
+def _mask_notebook(path: Path, secret_names: list[str], scrub: Scrubber) -> None:
+    """Secrets never reach the store: mask them in papermill's injected cell and
+    metadata, and mask their values wherever else they appear (printed, in a
+    traceback, in a rich output, in the code itself)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     for cell in nb.get("cells", []):
         if "injected-parameters" in (cell.get("metadata") or {}).get("tags", []):
-            source = cell.get("source") or ""
-            source = "".join(source) if isinstance(source, list) else source
+            source = _joined(cell.get("source"))
             lines = []
             for line in source.splitlines():
                 name = line.split("=", 1)[0].strip()
-                lines.append(f'{name} = "***"' if "=" in line and name in secret_names else line)
+                lines.append(f'{name} = "{MASK}"' if "=" in line and name in secret_names else line)
             cell["source"] = "\n".join(lines)
     params = nb.get("metadata", {}).get("papermill", {}).get("parameters", {})
     for name in secret_names:
         if name in params:
-            params[name] = "***"
+            params[name] = MASK
+    if scrub:
+        for cell in nb.get("cells", []):
+            cell["source"] = scrub.text(_joined(cell.get("source")))
+            if "outputs" in cell:
+                cell["outputs"] = [_scrub_output(o, scrub) for o in cell["outputs"]]
+        nb["metadata"] = scrub.json(nb.get("metadata", {}))
     write_atomic(path, json.dumps(nb, indent=1, ensure_ascii=False))
+
+
+def _joined(text: Any) -> str:
+    """A notebook's multi-line string (a list of lines on disk) as one string, so a
+    secret split across two list items is still found."""
+    return "".join(text) if isinstance(text, list) else (text or "")
+
+
+def _scrub_output(output: dict, scrub: Scrubber) -> dict:
+    out = dict(output)
+    if "text" in out:
+        out["text"] = scrub.text(_joined(out["text"]))
+    for key in ("ename", "evalue"):
+        if key in out:
+            out[key] = scrub.text(out[key])
+    if "traceback" in out:
+        out["traceback"] = scrub.json(out["traceback"])
+    if isinstance(out.get("data"), dict):
+        out["data"] = {mime: _scrub_data(mime, value, scrub) for mime, value in out["data"].items()}
+    if "metadata" in out:
+        out["metadata"] = scrub.json(out["metadata"])
+    return out
+
+
+def _scrub_data(mime: str, value: Any, scrub: Scrubber) -> Any:
+    if mime.startswith("image/") and not mime.endswith("+xml"):
+        return value  # base64 cannot show a value as text, and masking inside it would break the image
+    if mime.startswith("text/") or mime.endswith("+xml"):
+        return scrub.text(_joined(value))  # text/plain, text/html, text/markdown, image/svg+xml: lines on disk
+    return scrub.json(value)  # application/json and friends: structured data

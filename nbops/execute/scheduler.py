@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from nbops.execute.base import Executor, StageErrorInfo, StageOutcome, StageTask
-from nbops.execute.ingest import StageIngest, error_record, write_manifest, write_returned_files
+from nbops.execute.ingest import StageIngest, write_manifest, write_returned_files
 from nbops.execute.provenance import capture_env, git_state
 from nbops.plan import REUSE, Decision, ReusePlanner, is_secret, mask_secrets
+from nbops.plan.secrets import Scrubber
 from nbops.runtime.marshal import MANIFEST
 from nbops.spec import ARTIFACT_PARAM, PipelineSpec, StageSpec
 from nbops.status import CACHED, DONE_OK, FAILED, INTERRUPTED, PENDING, RUNNING, SKIPPED, SUCCEEDED
@@ -75,6 +76,7 @@ class _Run:
         self.reused: set[str] = set()  # stages whose outputs came from the store
         self.verified: set[str] = set()  # objects re-hashed in this run
         self.secret_names = [k for k in req.params if is_secret(k)]
+        self.scrub = Scrubber.from_params(req.params)  # secret values never reach a record, a notebook or the terminal
         self.planner = ReusePlanner(self.spec, req.params, self.store, notebook=req.notebook, cwd=req.cwd, no_cache=req.no_cache, resumed=req.reuse)
 
     # -- lifecycle -----------------------------------------------------------
@@ -268,7 +270,7 @@ class _Run:
     def record(self, task: StageTask, outcome: StageOutcome) -> StageTask | None:
         """Store a finished attempt; returns the next attempt's task when it is retried."""
         stage = self.spec.stage(task.stage)
-        ingest = StageIngest(self.store, self.artifacts / stage.name, self.secret_names)
+        ingest = StageIngest(self.store, self.artifacts / stage.name, self.secret_names, self.scrub)
         if outcome.output_files is not None:  # a remote executor brought the files back
             try:
                 write_returned_files(ingest.out_dir, outcome.output_files)
@@ -292,7 +294,7 @@ class _Run:
                                artifacts=ingest.logged(), error=None, deps=deps, **common)  # fmt: skip
                 self.progress(SUCCEEDED, stage.name, {"seconds": outcome.ended_at - outcome.started_at})
                 return None
-        error = error_record(outcome)
+        error = ingest.error(outcome)  # secrets masked, kernel log tails included
         if task.attempt <= int(stage.resources.get("retries") or 0):
             self.progress("retry", stage.name, {"attempt": task.attempt, "error": error})
             self.set_stage(stage.name, RUNNING, error=error, **{**common, "ended_at": None})
