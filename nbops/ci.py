@@ -12,7 +12,6 @@ notebooks are copied into an artifacts folder and referenced from the XML.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -26,7 +25,7 @@ from typing import Any
 from nbops import api
 from nbops.errors import UsageError
 from nbops.runtime.check import check_status
-from nbops.text import cell_ref, format_number
+from nbops.text import cell_ref, format_number, to_json_text
 
 __all__ = ["TestCase", "TestReport", "run_tests", "junit_xml", "write_junit", "default_artifacts_dir"]
 
@@ -154,7 +153,7 @@ def run_tests(
             artifacts_dir=str(art_dir.resolve()) if art_dir else None, notebooks=notebooks,
         )  # fmt: skip
         if art_dir:
-            (art_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
+            (art_dir / "run.json").write_text(to_json_text(run, indent=2))
         if junit:
             write_junit(report, junit)
         return report
@@ -192,7 +191,7 @@ def _clean(text: Any) -> str:
 def _fmt(value: Any) -> str:
     """Numbers as people read them (6 digits: CI compares them); dicts and lists as JSON."""
     if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str, sort_keys=True)
+        return to_json_text(value, sort_keys=True)
     return format_number(value, digits=6)
 
 
@@ -250,7 +249,7 @@ def _check_case(classname: str, stage: str, record: dict, notebook: str | None) 
     if status == "FAIL":
         case.ename = "CheckFailed"
         case.message = _clean(f"check {record.get('name')} failed in stage {stage}: observed {observed}, threshold {threshold}")
-        case.details = _clean(json.dumps(record, indent=1, default=str, sort_keys=True))
+        case.details = _clean(to_json_text(record, indent=1, sort_keys=True))
     return case
 
 

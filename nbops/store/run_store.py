@@ -32,6 +32,7 @@ from nbops.errors import NotFoundError, StoreError, UsageError
 from nbops.status import RUN_STATUSES, STAGE_STATUSES
 from nbops.store.faults import store_error
 from nbops.store.objects import ObjectStore
+from nbops.text import to_json_text
 
 __all__ = ["RunStore", "SCHEMA_VERSION", "new_run_id", "validate_run_id", "iso", "RUN_ID_RE", "STAGE_STATUSES", "RUN_STATUSES"]
 
@@ -373,7 +374,7 @@ def _too_new(root: Path, version: int) -> StoreError:
 
 
 def _dump(key: str, value: Any, json_cols: tuple[str, ...]) -> Any:
-    return json.dumps(value, sort_keys=True, default=str) if key in json_cols and value is not None else value
+    return to_json_text(value, sort_keys=True) if key in json_cols and value is not None else value
 
 
 def _load(row: sqlite3.Row, json_cols: tuple[str, ...]) -> dict[str, Any]:
