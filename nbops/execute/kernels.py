@@ -4,7 +4,8 @@ A kernel is started (and has imported the marshalling runtime, numpy and
 pandas) in the background while earlier stages run; a stage takes a ready
 kernel, uses it once, and it is shut down: kernels are never reused across
 stages, so no state leaks from one stage into another. Kernels talk over
-IPC sockets in a private temp folder, not TCP.
+IPC sockets in a private temp folder (``tempdirs``), not TCP; their connection
+files and logs sit there too, so nothing is left behind when the folder goes.
 """
 
 from __future__ import annotations
@@ -12,15 +13,20 @@ from __future__ import annotations
 import os
 import queue
 import shutil
-import tempfile
+import signal
+import subprocess
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
-__all__ = ["KernelPool", "start_kernel", "shutdown_kernel", "WARMUP_CODE"]
+from nbops.execute.tempdirs import new_dir
+
+__all__ = ["KernelPool", "start_kernel", "shutdown_kernel", "stop_kernel", "WARMUP_CODE"]
 
 WARMUP_CODE = """
 import nbops.runtime.marshal
@@ -34,22 +40,39 @@ del _m
 
 
 def start_kernel(
-    kernel_name: str, cwd: str, env: dict[str, str] | None = None, sockets: str | None = None, warm: bool = True, timeout: float = 60
+    kernel_name: str,
+    cwd: str,
+    env: dict[str, str] | None = None,
+    sockets: str | None = None,
+    warm: bool = True,
+    timeout: float = 60,
+    launched: Callable[[AsyncKernelManager], None] | None = None,
 ) -> AsyncKernelManager:
-    """Start a kernel in ``cwd`` and wait until it answers (and has warmed up)."""
-    sockets = sockets or tempfile.mkdtemp(prefix="nbops-k")
-    km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, uuid.uuid4().hex[:8]))
+    """Start a kernel in ``cwd`` and wait until it answers (and has warmed up).
+    ``launched`` is told the manager as soon as the process exists, so a Ctrl-C
+    meanwhile can kill a kernel that is still starting."""
+    own = sockets is None
+    sockets = sockets or new_dir("nbops-k")
+    key = uuid.uuid4().hex[:8]
+    # The connection file beside the sockets, not in Jupyter's runtime folder: it goes with them.
+    km = AsyncKernelManager(
+        kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, key), connection_file=os.path.join(sockets, f"kernel-{key}.json")
+    )
+    if own:
+        km.nbops_own_dir = sockets  # type: ignore[attr-defined]
     kernel_env = dict(os.environ if env is None else env)
     kernel_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # The kernel process's own stdout/stderr (not cell output, which travels
     # over the protocol) go to a log: crash messages are read back when a
     # kernel dies, and orphaned kernels don't write on the user's terminal.
-    km.nbops_log = os.path.join(sockets, f"kernel-{uuid.uuid4().hex[:8]}.log")  # type: ignore[attr-defined]
+    km.nbops_log = os.path.join(sockets, f"kernel-{key}.log")  # type: ignore[attr-defined]
     log = open(km.nbops_log, "wb")  # type: ignore[attr-defined]
     try:
         run_sync(km.start_kernel)(cwd=cwd, env=kernel_env, stdout=log, stderr=log)
     finally:
         log.close()
+    if launched is not None:
+        launched(km)
     kc = km.blocking_client()
     kc.start_channels()
     try:
@@ -66,6 +89,34 @@ def shutdown_kernel(km: AsyncKernelManager) -> None:
         run_sync(km.shutdown_kernel)(now=True)
     except Exception as exc:  # already dead, or its manager is: either way the kernel is gone
         km.nbops_shutdown_error = exc  # type: ignore[attr-defined]
+    own = getattr(km, "nbops_own_dir", None)
+    if own:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def stop_kernel(km: AsyncKernelManager, grace: float = 0.3) -> None:
+    """Ctrl-C: interrupt the kernel (the cell sees KeyboardInterrupt), then kill it.
+
+    Signals go straight to the kernel's process group, from any thread, without
+    the manager's event loop, which the stage thread may be using right now;
+    the stage thread then sees a dead kernel and ends. ``grace=0``: just kill."""
+    provisioner = getattr(km, "provisioner", None)
+    pgid = getattr(provisioner, "pgid", None)
+    if not pgid or pgid == os.getpgrp():
+        return  # not launched yet (whoever launches it sees the pool closed), or not in a group of its own
+    try:
+        if grace:
+            os.killpg(pgid, signal.SIGINT)
+            time.sleep(grace)
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:  # gone already
+        return
+    process = getattr(provisioner, "process", None)
+    if process is not None:
+        try:
+            process.wait(timeout=1)  # reap it: no zombie in a long-lived process (a sweep, the server)
+        except subprocess.TimeoutExpired:  # stuck in the kernel (D state): it dies when it wakes
+            pass
 
 
 class KernelPool:
@@ -79,11 +130,12 @@ class KernelPool:
         self.budget = budget
         self._spawned = 0
         self.size = max(0, size if budget is None else min(size, budget))
-        self.sockets = tempfile.mkdtemp(prefix="nbops-k")
+        self.sockets = new_dir("nbops-k")
         self._ready: queue.Queue[Any] = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()
         self._starting = 0
+        self._launched: list[AsyncKernelManager] = []  # started, not yet handed out
         for _ in range(self.size):
             self._spawn()
 
@@ -107,7 +159,7 @@ class KernelPool:
 
     def _start_one(self) -> None:
         try:
-            km = start_kernel(self.kernel_name, self.cwd, self.env, self.sockets)
+            km = start_kernel(self.kernel_name, self.cwd, self.env, self.sockets, launched=self._track)
         except Exception as exc:  # surfaced to whoever takes this slot
             km = exc
         with self._lock:
@@ -117,6 +169,13 @@ class KernelPool:
             shutdown_kernel(km)
         else:
             self._ready.put(km)
+
+    def _track(self, km: AsyncKernelManager) -> None:
+        with self._lock:
+            self._launched.append(km)
+            closed = self._closed
+        if closed:  # closed while this one launched
+            stop_kernel(km, grace=0)
 
     def take(self, timeout: float = 120) -> AsyncKernelManager:
         """A ready kernel; a replacement starts in the background at once (within the budget)."""
@@ -129,18 +188,19 @@ class KernelPool:
             km = self._ready.get(timeout=timeout)
             if isinstance(km, Exception):
                 raise km
+            with self._lock:
+                if km in self._launched:
+                    self._launched.remove(km)
             if run_sync(km.is_alive)():
                 return km
             shutdown_kernel(km)  # died while waiting: take the next one
 
     def close(self) -> None:
+        """Kill every kernel not handed out, warm or still starting, and remove the sockets.
+        Killed, not asked to shut down: nobody will use them, and it is instant."""
         with self._lock:
             self._closed = True
-        while True:
-            try:
-                km = self._ready.get_nowait()
-            except queue.Empty:
-                break
-            if not isinstance(km, Exception):
-                threading.Thread(target=shutdown_kernel, args=(km,), daemon=True).start()
-        shutil.rmtree(self.sockets, ignore_errors=True) if self._starting == 0 else None
+            kms, self._launched = self._launched, []
+        for km in kms:
+            stop_kernel(km, grace=0)
+        shutil.rmtree(self.sockets, ignore_errors=True)

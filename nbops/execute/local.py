@@ -1,16 +1,26 @@
-"""The local executor: the embedded default. Threads drive warm kernels."""
+"""The local executor: the embedded default. Threads drive warm kernels.
+
+Stage threads are daemon threads, not a ``ThreadPoolExecutor``'s: Python joins
+those at exit, so a Ctrl-C would wait for a stage thread stuck in a kernel call
+(up to its 60 s timeout). On Ctrl-C the driver calls ``cancel_all``: every
+running kernel is interrupted, then killed, and its stage thread ends.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
+from nbops.errors import NbopsError
 from nbops.execute.base import Executor, StageOutcome, StageTask
-from nbops.execute.kernels import KernelPool, shutdown_kernel
+from nbops.execute.kernels import KernelPool, start_kernel, stop_kernel
 from nbops.execute.provenance import detect_gpus
 from nbops.execute.stage_runner import run_stage
+from nbops.status import RUNNING
 
 __all__ = ["LocalExecutor"]
 
@@ -41,14 +51,17 @@ class _GpuSlots:
 class LocalExecutor(Executor):
     name = "local"
 
-    def __init__(self, jobs: int | None = None, kernel_name: str = "python3", cwd: str = ".", gpus: list[str] | None = None, **_: Any):
+    def __init__(self, jobs: int | None = None, kernel_name: str = "python3", cwd: str = ".", gpus: list[str] | None = None, store: Any = None, **_: Any):
         self.jobs = max(1, jobs or min(4, os.cpu_count() or 1))
         self.kernel_name, self.cwd = kernel_name, os.path.abspath(cwd)
-        self._threads = ThreadPoolExecutor(self.jobs, thread_name_prefix="nbops-stage")
+        self._slots = threading.BoundedSemaphore(self.jobs)
         self._gpus = _GpuSlots(detect_gpus() if gpus is None else gpus)
         self._pool: KernelPool | None = None
         self._running: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._closed = False
+        if store is not None:
+            remove_dead_artifacts(store)
 
     def warm_up(self, expected: int | None = None) -> None:
         """Start kernels now, while the driver still plans (called by the scheduler).
@@ -59,17 +72,36 @@ class LocalExecutor(Executor):
             self._pool.expect(expected)
 
     def submit(self, task: StageTask) -> Future:
-        return self._threads.submit(self._run, task)
+        future: Future = Future()
+        threading.Thread(target=self._drive, args=(task, future), daemon=True, name=f"nbops-stage-{task.stage}").start()
+        return future
+
+    def _drive(self, task: StageTask, future: Future) -> None:
+        with self._slots:  # at most ``jobs`` stages at once
+            if self._closed or not future.set_running_or_notify_cancel():
+                future.cancel() if not future.done() else None
+                return
+            try:
+                future.set_result(self._run(task))
+            except BaseException as exc:  # the scheduler records it as a broken executor
+                future.set_exception(exc)
+
+    def _register(self, stage: str, km: Any) -> None:
+        with self._lock:
+            self._running[stage] = km
+            closed = self._closed
+        if closed:  # cancelled while this kernel started
+            stop_kernel(km, grace=0)
 
     def _run(self, task: StageTask) -> StageOutcome:
         gpu_ids = self._gpus.acquire(task.gpus)
         try:
-            km = None
             if task.kernel_name == self.kernel_name and os.path.abspath(task.cwd) == self.cwd:
                 self.warm_up()
                 km = self._pool.take()  # type: ignore[union-attr]
-                with self._lock:
-                    self._running[task.stage] = km
+                self._register(task.stage, km)
+            else:
+                km = start_kernel(task.kernel_name, task.cwd, warm=False, launched=lambda k: self._register(task.stage, k))
             outcome = run_stage(task, km, gpu_ids)
             outcome.worker["executor"] = "local"
             return outcome
@@ -79,16 +111,43 @@ class LocalExecutor(Executor):
             self._gpus.release(gpu_ids)
 
     def cancel_all(self) -> None:
+        """Ctrl-C: no new stage starts; each running kernel is interrupted, then killed (together)."""
         with self._lock:
+            self._closed = True
             kms = list(self._running.values())
-        for km in kms:
-            shutdown_kernel(km)
-
-    def close(self) -> None:
-        self.cancel_all()
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        stoppers = [threading.Thread(target=stop_kernel, args=(km,), daemon=True) for km in kms]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(timeout=3)
         if self._pool is not None:
             self._pool.close()
 
+    def close(self) -> None:
+        self.cancel_all()
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "jobs": self.jobs, "gpus": self._gpus.total}
+
+
+def remove_dead_artifacts(store: Any) -> list[Path]:
+    """``runs/<id>/artifacts/`` of runs that ended without cleaning up (a killed nbops).
+
+    A finished run removes its own (every artifact is in ``objects/``); one still
+    there belongs to a running run, or to a dead one, which the store marks
+    interrupted when asked."""
+    runs = Path(store.root) / "runs"
+    try:
+        candidates = [d for d in runs.iterdir() if (d / "artifacts").is_dir()]
+    except OSError:  # no runs yet
+        return []
+    removed = []
+    for run_dir in candidates:
+        try:
+            status = store.get_run(run_dir.name)["status"]
+        except NbopsError:  # a folder without a run: a run killed before it was recorded
+            status = None
+        if status != RUNNING:
+            shutil.rmtree(run_dir / "artifacts", ignore_errors=True)
+            removed.append(run_dir / "artifacts")
+    return removed
