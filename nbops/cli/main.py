@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 # jsonschema (imported by nbformat and papermill) imports rfc3987_syntax when it is
@@ -232,9 +234,25 @@ COMMANDS = {
 }
 
 
+def _first_ctrl_c(signum: int, frame: Any) -> None:
+    """Ctrl-C: the run stops (kernels interrupted and killed, the run recorded
+    interrupted); a second Ctrl-C quits at once, leaving the cleanup to the next start."""
+    signal.signal(signal.SIGINT, _second_ctrl_c)
+    os.write(2, b"nbops: interrupted: stopping (Ctrl-C again to quit at once)\n")
+    raise KeyboardInterrupt
+
+
+def _second_ctrl_c(signum: int, frame: Any) -> None:
+    os.write(2, b"nbops: interrupted again: quitting now\n")
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Only the main thread may set signal handlers (main() also runs inside tests and servers).
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _first_ctrl_c) if in_main else None
     try:
         return COMMANDS[args.command](args)
     except NbopsError as exc:
@@ -248,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nbops: internal error: {type(exc).__name__}: {exc}\n  (set NBOPS_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return 70
+    finally:
+        if previous is not None and signal.getsignal(signal.SIGINT) is _first_ctrl_c:  # after a Ctrl-C, a second one still quits at once
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":
