@@ -237,6 +237,7 @@ class _Run:
         )  # fmt: skip
         self.store.objects.materialize(record["notebook_sha256"], self.notebooks / f"{stage.name}.ipynb")
         self.progress("cached", stage.name, {"from": record["run_id"], "reason": decision.reason.to_json()})
+        self.note_unseen(stage.name, record.get("deps") or [], reused=True)
 
     # -- submit ----------------------------------------------------------------
     def make_task(self, stage: StageSpec, attempt: int = 1) -> StageTask:
@@ -308,13 +309,19 @@ class _Run:
         from nbops.plan.fingerprint import deps_from_records
 
         deps = deps_from_records(ingest.records("reads"), self.req.cwd, self.planner.memo)
+        self.note_unseen(stage.name, deps, reused=False)
+        return deps
+
+    def note_unseen(self, stage: str, deps: list[dict], reused: bool) -> None:
+        """Say once per stage that it read a source nbops cannot fingerprint (a query, an API
+        call): above all when the result is reused, which is when it may be stale."""
         unseen = sorted({d["what"] for d in deps if d.get("kind") == "unseen"})
         if unseen:
-            self.progress("note", stage.name, {
-                "message": f"read from {', '.join(unseen)}, which nbops cannot fingerprint: a cached result may be stale; "
-                "tag the stage cache:off, or name a version with nbops.input(...)",
-            })  # fmt: skip
-        return deps
+            state = "this cached result may be stale" if reused else "a cached result of it may be stale later"
+            message = (
+                f"read from {', '.join(unseen)}, which nbops cannot fingerprint: {state}; tag the stage cache:off, or name a version with nbops.input(...)"
+            )
+            self.progress("note", stage, {"message": message})
 
 
 class _Heartbeat:

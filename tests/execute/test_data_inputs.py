@@ -255,6 +255,11 @@ def test_a_sql_query_is_reported_as_unseen(tmp_path: Path):
     deps = run["stages"][0]["deps"]
     assert any(d["kind"] == "unseen" for d in deps)
     assert any(d["kind"] == "file" and d["path"] == "shop.db" for d in deps)  # the sqlite file itself is data
+    events.clear()
+    again = api.run(nb, progress=lambda event, stage, info: events.append((event, stage, info)))
+    assert again["stages"][0]["status"] == "cached"
+    notes = [info["message"] for event, stage, info in events if event == "note" and stage == "query"]
+    assert len(notes) == 1 and "this cached result may be stale" in notes[0]  # reused: said again, where it matters
 
 
 def test_dry_run_sees_a_changed_file_without_a_kernel(tmp_path: Path):
