@@ -78,8 +78,9 @@ class LocalExecutor(Executor):
 
     def _drive(self, task: StageTask, future: Future) -> None:
         with self._slots:  # at most ``jobs`` stages at once
-            if self._closed or not future.set_running_or_notify_cancel():
-                future.cancel() if not future.done() else None
+            if self._closed:  # cancelled (Ctrl-C) while this stage waited for a slot
+                future.cancel()
+            if not future.set_running_or_notify_cancel():
                 return
             try:
                 future.set_result(self._run(task))
