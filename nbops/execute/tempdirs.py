@@ -16,7 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from nbops.store.run_store import _proc_start
+from nbops.store.run_store import proc_start
 
 __all__ = ["process_dir", "remove_dead", "temp_root"]
 
@@ -30,7 +30,7 @@ def temp_root() -> Path:
 
 
 def _name(pid: int) -> str:
-    return f"{pid}-{_proc_start(pid) or 'x'}"
+    return f"{pid}-{proc_start(pid) or 'x'}"
 
 
 def _alive(name: str) -> bool:
@@ -43,7 +43,7 @@ def _alive(name: str) -> bool:
             return True
         except OSError:
             return False
-    return _proc_start(int(pid)) == start
+    return proc_start(int(pid)) == start
 
 
 def remove_dead(root: Path | None = None) -> list[Path]:

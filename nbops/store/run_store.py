@@ -34,7 +34,7 @@ from nbops.store.faults import store_error
 from nbops.store.objects import ObjectStore
 from nbops.text import to_json_text
 
-__all__ = ["RunStore", "SCHEMA_VERSION", "new_run_id", "validate_run_id", "iso", "RUN_ID_RE", "STAGE_STATUSES", "RUN_STATUSES"]
+__all__ = ["RunStore", "SCHEMA_VERSION", "proc_start", "new_run_id", "validate_run_id", "iso", "RUN_ID_RE", "STAGE_STATUSES", "RUN_STATUSES"]
 
 RUN_ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 
@@ -133,7 +133,7 @@ def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
-def _proc_start(pid: int) -> str | None:
+def proc_start(pid: int) -> str | None:
     """The kernel's start time of a process: tells a live pid from a reused one."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
@@ -195,7 +195,7 @@ class RunStore:
     def create_run(self, run_id: str, **fields: Any) -> None:
         fields.setdefault("status", "running")
         fields.setdefault("started_at", time.time())
-        fields.update(host=socket.gethostname(), pid=os.getpid(), pid_start=_proc_start(os.getpid()), heartbeat=time.time())
+        fields.update(host=socket.gethostname(), pid=os.getpid(), pid_start=proc_start(os.getpid()), heartbeat=time.time())
         cols = ["id", *fields]
         values = [run_id, *(_dump(k, v, _JSON_RUN) for k, v in fields.items())]
         self._write(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", tuple(values))
@@ -296,7 +296,7 @@ class RunStore:
             rows = c.execute("SELECT id, host, pid, pid_start, heartbeat FROM runs WHERE status = 'running'").fetchall()
         for r in rows:
             if r["host"] == host and r["pid"]:
-                alive = _proc_start(r["pid"]) is not None and _proc_start(r["pid"]) == r["pid_start"]
+                alive = proc_start(r["pid"]) is not None and proc_start(r["pid"]) == r["pid_start"]
                 if r["pid_start"] is None:  # no /proc: fall back on the signal check
                     try:
                         os.kill(r["pid"], 0)

@@ -18,7 +18,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from test_ray_executor import WHY_NOT, cluster, drive  # noqa: E402, F401  (cluster: the module-scoped fixture)
+from harness import WHY_NOT, drive  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")]
 
@@ -47,7 +47,7 @@ def notebook(tmp_path: Path) -> Path:
     return path
 
 
-def test_ray_stages_record_driver_paths_and_rerun_on_change(cluster, notebook):  # noqa: F811 (the fixture)
+def test_ray_stages_record_driver_paths_and_rerun_on_change(cluster, notebook):
     folder = notebook.parent
     first = drive(cluster, notebook, "--executor", "ray", timeout=420)
     assert first["status"] == "succeeded", [s["error"] for s in first["stages"] if s["error"]]

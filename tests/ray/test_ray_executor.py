@@ -22,28 +22,12 @@ from nbops.store import RunStore
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from netns_cluster import NetnsRayCluster, unavailable  # noqa: E402
+from harness import DRIVER, WHY_NOT, drive  # noqa: E402
 
-WHY_NOT = unavailable()
 # The first test also starts the cluster (fixture): on a loaded machine `ray start` alone
 # may take minutes and is retried (netns_cluster.START_ATTEMPTS), so the per-test limit
 # must hold the slowest start the fixture allows, not pyproject's 300 s.
 pytestmark = [pytest.mark.ray, pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or ""), pytest.mark.timeout(1200)]
-
-DRIVER = str(HERE / "driver.py")
-GB = 1_000_000_000
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    # 1 CPU per node: two 1-CPU stages cannot share a node. Only the worker
-    # node has the memory the lost_node notebook's victim stage asks for.
-    c = NetnsRayCluster(cpus=1, gpus=1, head_memory=1 * GB, worker_memory=3 * GB)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +35,6 @@ def nbdir(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("raynbs") / "nbs"
     shutil.copytree(HERE / "notebooks", dest, ignore=shutil.ignore_patterns("*.py", ".nbops"))
     return dest
-
-
-def drive(cluster: NetnsRayCluster | None, notebook: Path, *args: str, timeout: float = 180, env: dict | None = None) -> dict:
-    """Run ``notebook`` with driver.py (inside the namespace when a cluster is given)."""
-    out = notebook.with_suffix(f".{time.time_ns()}.json")
-    cmd = [sys.executable, DRIVER, str(notebook), str(out), *args]
-    if cluster is None:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=notebook.parent)
-    else:
-        proc = cluster.run(*cmd, timeout=timeout, check=False, cwd=notebook.parent, env=env)
-    assert out.exists(), f"driver wrote no result ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return json.loads(out.read_text())
 
 
 def raw_stages(nbdir: Path, run_id: str) -> dict[str, dict]:

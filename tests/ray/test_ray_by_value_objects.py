@@ -18,7 +18,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from test_ray_executor import WHY_NOT, cluster, drive  # noqa: E402, F401  (cluster: the module-scoped fixture)
+from harness import WHY_NOT, drive  # noqa: E402
 
 # The first test also starts this module's cluster, which on a loaded machine may take
 # minutes (netns_cluster retries `ray start`): more than pyproject's 300 s per test.
@@ -42,7 +42,7 @@ def nbdir(tmp_path_factory) -> Path:
         ("objects_sklearn", "accuracy", "score_in_train", "train", "pipe", "sklearn"),
     ],
 )
-def test_notebook_defined_objects_cross_ray_tasks(cluster, nbdir, name, consumer_metric, producer_metric, producer, variable, serializer):  # noqa: F811
+def test_notebook_defined_objects_cross_ray_tasks(cluster, nbdir, name, consumer_metric, producer_metric, producer, variable, serializer):
     run = drive(cluster, nbdir / f"{name}.ipynb", "--executor", "ray", "--no-cache", timeout=420)
     assert run["status"] == "succeeded", json.dumps([s["error"] for s in run["stages"] if s["error"]], indent=1)[-4000:]
     assert run["executor"]["name"] == "ray"
