@@ -132,7 +132,7 @@ class LocalExecutor(Executor):
 
 
 def remove_dead_artifacts(store: Any) -> list[Path]:
-    """``runs/<id>/artifacts/`` of runs that ended without cleaning up (a killed nbops).
+    """``runs/<id>/artifacts/`` (and ``notebooks/``) of runs that ended without cleaning up (a killed nbops).
 
     A finished run removes its own (every artifact is in ``objects/``); one still
     there belongs to a running run, or to a dead one, which the store marks
@@ -151,4 +151,7 @@ def remove_dead_artifacts(store: Any) -> list[Path]:
         if status != RUNNING:
             shutil.rmtree(run_dir / "artifacts", ignore_errors=True)
             removed.append(run_dir / "artifacts")
+            # The notebook of the stage that was running when nbops died is partial and
+            # unscrubbed (secrets); the finished ones are objects, made again on demand.
+            shutil.rmtree(run_dir / "notebooks", ignore_errors=True)
     return removed

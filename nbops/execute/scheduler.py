@@ -130,6 +130,8 @@ class _Run:
             if status == RUNNING:
                 error = {"ename": "KeyboardInterrupt", "evalue": "cancelled with Ctrl-C"}
                 self.set_stage(name, FAILED, error=error, ended_at=time.time())
+                # papermill wrote it cell by cell, unscrubbed, and may still be writing: never kept
+                (self.notebooks / f"{name}.ipynb").unlink(missing_ok=True)
             elif status == PENDING:
                 self.set_stage(name, SKIPPED)
         self.store.update_run(self.run_id, status=INTERRUPTED, ended_at=time.time())

@@ -173,10 +173,12 @@ def test_sigkill_mid_stage_leftovers_are_cleaned_by_the_next_run(tmp_path: Path,
     [dead] = _runs(nb, env)
     assert dead["status"] == "interrupted"
     artifacts = nb.parent / ".nbops" / "runs" / dead["id"] / "artifacts"
-    assert artifacts.is_dir()
+    partial = nb.parent / ".nbops" / "runs" / dead["id"] / "notebooks"
+    assert artifacts.is_dir() and list(partial.glob("*.ipynb")), "the running stage's partial notebook is there"
     _wait_for(lambda: not _kernels(env), timeout=5)
     (tmp_path / "hold").unlink()
     done = run_cli("run", str(nb), "--json", cwd=nb.parent, env=env)
     assert done.returncode == 0, done.stderr
     assert not _leftovers(env) and not artifacts.exists()
+    assert not partial.exists(), "a partial, unscrubbed executed notebook never stays"
     assert not list(Path(env["TMPDIR"]).glob("nbops-*/*")), "the dead process's folder is removed"
