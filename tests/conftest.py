@@ -29,6 +29,18 @@ def workdir(tmp_path: Path) -> Path:
     return dest
 
 
+def build_notebook(folder: Path, cells: list[tuple[str, list[str]]], name: str = "nb.ipynb") -> Path:
+    """A small real notebook: one code cell per (source, tags)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(src, metadata={"tags": tags}) for src, tags in cells]
+    path = folder / name
+    nbformat.write(nb, path)
+    return path
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("NBOPS_STORE", None) if env is None or "NBOPS_STORE" not in env else None

@@ -19,23 +19,19 @@ import shutil
 import time
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 
 from nbops import api
 
+from ..conftest import build_notebook
+
 KALE_TITANIC = Path(__file__).resolve().parent.parent / "notebooks" / "kale" / "titanic-ml-dataset"
 
 
 def build(folder: Path, cells: list[tuple[str, list[str]]], name: str = "inputs.ipynb") -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(src, metadata={"tags": tags}) for src, tags in cells]
-    path = folder / name
-    nbformat.write(nb, path)
-    return path
+    return build_notebook(folder, cells, name)
 
 
 def reasons(run: dict) -> dict[str, tuple[str, str]]:

@@ -7,24 +7,20 @@ import os
 import stat
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from nbops import api
 from nbops.errors import NbopsError
 from nbops.store import RunStore
 
+from ..conftest import build_notebook
+
 
 def _pipeline(folder: Path) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell("import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3]})", metadata={"tags": ["stage:load"]}),
-        nbformat.v4.new_code_cell("total = int(df['x'].sum())", metadata={"tags": ["stage:features"]}),
-    ]
-    path = folder / "trust.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return build_notebook(folder, [
+        ("import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3]})", ["stage:load"]),
+        ("total = int(df['x'].sum())", ["stage:features"]),
+    ], "trust.ipynb")  # fmt: skip
 
 
 def _edit_features(nb: Path, source: str) -> None:

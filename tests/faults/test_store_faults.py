@@ -7,26 +7,17 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from nbops import api
 from nbops.errors import StoreError
 from nbops.store import RunStore
 
-from ..conftest import run_cli
+from ..conftest import build_notebook, run_cli
 
 
 def _notebook(folder: Path) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell("x = list(range(1000))", metadata={"tags": ["stage:make"]}),
-        nbformat.v4.new_code_cell("n = len(x)", metadata={"tags": ["stage:count"]}),
-    ]
-    path = folder / "faults.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return build_notebook(folder, [("x = list(range(1000))", ["stage:make"]), ("n = len(x)", ["stage:count"])], "faults.ipynb")
 
 
 def _mount(kind: str, target: Path, *options: str) -> None:

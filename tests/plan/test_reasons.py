@@ -6,20 +6,16 @@ import json
 import os
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from nbops import api
 from nbops.store import RunStore
 
+from ..conftest import build_notebook
+
 
 def build(folder: Path, cells: list[tuple[str, list[str]]], name: str = "why.ipynb") -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(src, metadata={"tags": tags}) for src, tags in cells]
-    path = folder / name
-    nbformat.write(nb, path)
-    return path
+    return build_notebook(folder, cells, name)
 
 
 def edit(path: Path, index: int, source: str) -> None:
