@@ -94,8 +94,9 @@ def test_graph_errors_show_next_to_the_cell_they_name(screenshot, lab_page, note
     lab_page.open_notebook(notebook_copy("small_pipeline.ipynb", edit=bad_after))
     panel = lab_page.open_panel()
     lab_page.wait_graph_ready()
-    note = lab_page.cell(5).locator(".nbops-CellIssue")
-    assert "nowhere" in note.inner_text()
+    # The band is drawn again when the plan arrives: wait for the note rather than read it once.
+    note = lab_page.cell(5).locator(".nbops-CellIssue", has_text="nowhere")
+    note.wait_for(timeout=15_000)
     issue = panel.locator(".nbops-Issue.nbops-mod-error")
     assert issue.get_attribute("data-cell") == "5"
     assert panel.get_by_role("button", name="Run pipeline").is_disabled()

@@ -12,6 +12,7 @@ import pytest
 from nbops import api
 from nbops.errors import NbopsError
 from nbops.store import RunStore
+from nbops.store.maintenance import verify
 
 from ..conftest import build_notebook
 
@@ -56,6 +57,7 @@ def test_flipped_bytes_in_a_cached_object_are_caught_before_loading_and_recomput
     notes = []
     again = api.run(nb, metric_names=["total"], progress=lambda event, stage, info: notes.append((event, stage, info)))
     assert again["status"] == "succeeded" and again["metrics"]["total"] == 60
+    assert verify(store)["problems"] == []  # nothing lost: every record's objects are whole again
     assert _kinds(again) == {"load": "damaged", "features": "code"}
     assert any(e == "note" and "damaged" in i["message"] for e, _, i in notes)
     assert _df_object(again, store).read_bytes() != bytes(data)  # the good bytes are back under the hash
@@ -66,6 +68,7 @@ def test_a_deleted_object_is_recomputed_not_an_internal_error(first):
     _df_object(run, store).unlink()
     again = api.run(nb, metric_names=["total"])
     assert again["status"] == "succeeded" and again["metrics"]["total"] == 6
+    assert verify(store)["problems"] == []
     assert again["stages"][0]["reason"]["kind"] == "damaged"
     assert "missing" in again["stages"][0]["reason"]["detail"]
 
