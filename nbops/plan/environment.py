@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 import nbops
+from nbops.runtime.reads import package_path
 
 __all__ = ["installed_packages", "base_environment", "base_fingerprint"]
 
@@ -44,8 +45,7 @@ def installed_packages() -> dict[str, str]:
         from importlib.metadata import distributions
 
         found: dict[str, str] = {}
-        # ray vendors copies of packages in thirdparty_files: not what a stage imports.
-        for dist in distributions(path=[p for p in sys.path if not p.endswith("thirdparty_files")]):
+        for dist in distributions(path=package_path()):
             name = (dist.metadata.get("Name") or "").lower()
             if name and name not in found:
                 found[name] = dist.version

@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ReadTracker", "tracker", "install", "remote_fingerprint", "is_remote", "REMOTE_KEYS"]
+__all__ = ["ReadTracker", "tracker", "install", "remote_fingerprint", "is_remote", "package_path", "REMOTE_KEYS"]
 
 # Distributions that make up the kernel itself, not the stage's computation:
 # upgrading ipykernel should not invalidate every cached stage.
@@ -309,6 +309,13 @@ def _local_modules(skip: tuple[str, ...]) -> list[dict]:
     return sorted(found, key=lambda m: m["name"])
 
 
+def package_path() -> list[str]:
+    """Where the cache looks for installed packages, in the kernel and in the driver alike:
+    sys.path without Ray's vendored copies (``ray/thirdparty_files``, on PYTHONPATH in any
+    process started after ``import ray``), which are not what a user installed."""
+    return [p for p in sys.path if not p.endswith("thirdparty_files")]
+
+
 def _imported_packages() -> dict[str, str]:
     """Distribution -> version of every top-level module the kernel has loaded.
 
@@ -324,7 +331,7 @@ def _imported_packages() -> dict[str, str]:
     top = {n.partition(".")[0] for n in list(sys.modules) if not n.startswith("_")} - set(sys.stdlib_module_names)
     versions: dict[str, str] = {}
     seen: set[str] = set()
-    for dist in metadata.distributions():  # sys.path order: the first of two same-named installs is the one imported
+    for dist in metadata.distributions(path=package_path()):  # sys.path order: the first of two same-named installs is the one imported
         folder_name = getattr(dist, "_normalized_name", None)
         if folder_name is not None and _normal(folder_name) in seen:
             continue

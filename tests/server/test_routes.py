@@ -239,9 +239,7 @@ async def test_plan_after_a_run_reuses_and_names_the_edited_stage(jp_fetch, jp_r
     nb_file.write_text(json.dumps(content))
     plan = json.loads((await jp_fetch("nbops", "plan", params={"path": pipeline_notebook})).body)
     by_name = {s["name"]: s for s in plan["stages"]}
-    # In the full suite this server shares its process (and environment) with every earlier test; an
-    # environment change between the run and the plan may re-run load too, but never as a code change.
-    assert by_name["load"]["action"] == "reuse" or by_name["load"]["reason"]["kind"] in ("env", "input"), by_name["load"]
+    assert by_name["load"]["action"] == "reuse", by_name["load"]
     assert by_name["features"]["action"] == "run"
     assert by_name["features"]["reason"]["kind"] == "code"
     assert by_name["evaluate"]["action"] == "run"
