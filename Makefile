@@ -20,6 +20,7 @@ $(CORE): pyproject.toml package.json
 
 $(FULL): $(CORE)
 	$(BIN)/pip install -q -e ".[test,ray]"
+	bash .ci/install-services.sh
 	. $(BIN)/activate && bash .ci/install-lab.sh
 	touch $@
 
