@@ -34,7 +34,7 @@ from nbops.plan import is_secret, load_params_file, parse_assignments, resolve_p
 from nbops.spec import PipelineSpec, edited_stage_notebooks, load_pipeline
 from nbops.spec import convert as convert_graph
 from nbops.status import DONE_OK, SUCCEEDED
-from nbops.store import RunStore, open_store, store_root, validate_run_id
+from nbops.store import RunStore, open_store, store_exists, store_root, validate_run_id
 
 __all__ = [
     "graph", "load_graph", "convert", "prepare", "open_store", "open_executor", "run", "start_run", "list_runs", "get_run",
@@ -226,12 +226,11 @@ def plan_run(
     from nbops.plan import ReusePlanner
 
     path = Path(target)
-    root = store_root(store, path if path.exists() else Path.cwd())
-    if (root / "runs.db").exists() or path.is_dir():
+    if store_exists(store, path if path.exists() else Path.cwd()) or path.is_dir():
         prep = prepare(target, store)
         values = _params(prep, params, params_file, assignments)
         planner = ReusePlanner(prep.spec, values, prep.store, notebook=prep.notebook, cwd=prep.cwd, no_cache=no_cache)
-        return {"notebook": prep.notebook, "store": str(prep.store.root), "stages": [d.to_json() for d in planner.dry_run()]}
+        return {"notebook": prep.notebook, "store": prep.store.location, "stages": [d.to_json() for d in planner.dry_run()]}
     if not path.exists():
         raise NotFoundError(f"{path} not found", "pass a notebook (.ipynb) or a folder made by 'nbops convert'")
     graph_ = load_graph(path).raise_for_errors()

@@ -21,6 +21,7 @@ __all__ = [
     "ParameterError",
     "MarshalError",
     "StoreError",
+    "ReadOnlyStoreError",
     "CorruptObjectError",
     "NotFoundError",
     "RunFailed",
@@ -155,3 +156,9 @@ class MissingExtraError(NbopsError):
             f"{feature} needs the '{module}' package, which is not installed",
             f"pip install 'nbops[{extra}]'",
         )
+
+
+class ReadOnlyStoreError(StoreError):
+    """The store (a database role, or a folder) lets this user read but not write."""
+
+    http_status = 403

@@ -56,11 +56,11 @@ def _bytes(n: int) -> str:
 
 def _cmd_store(a: argparse.Namespace) -> int:
     from nbops.cli import render
-    from nbops.store import RunStore, maintenance, store_root
+    from nbops.store import maintenance, open_store
 
     if a.store_command == "gc" and a.keep_last is not None and a.keep_last < 0:
         raise UsageError("--keep-last must be 0 or more", "e.g. --keep-last 10")
-    rs = RunStore(store_root(a.store, a.notebook or "."), create=False)
+    rs = open_store(a.store, a.notebook or ".", create=False)
     if a.store_command == "info":
         result = maintenance.info(rs)
         if a.json:

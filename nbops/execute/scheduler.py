@@ -213,7 +213,7 @@ class _Run:
             self.progress(
                 "note", producer, {"message": f"the stored {var!r} of stage {producer!r} is damaged (object {digest[:12]}): recomputing {producer!r}"}
             )
-            self.store.objects.path(digest).unlink(missing_ok=True)  # a cache lookup now sees it missing
+            self.store.objects.delete(digest)  # a cache lookup now sees it missing
             shutil.rmtree(self.artifacts / producer, ignore_errors=True)
             self.reused.discard(producer)
             del self.outputs[producer]

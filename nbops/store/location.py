@@ -1,26 +1,33 @@
-"""Where a run store is: the one rule every surface follows."""
+"""Where a run store is: the one rule every surface follows (see ``config.py``)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from nbops.store.config import StoreSettings, resolve_settings
 from nbops.store.run_store import RunStore
 
-__all__ = ["store_root", "open_store"]
+__all__ = ["store_root", "open_store", "store_settings", "store_exists"]
+
+
+def store_settings(store: str | os.PathLike | None, near: str | os.PathLike, objects: str | None = None) -> StoreSettings:
+    """``store``, else $NBOPS_STORE, else nbops.toml / pyproject's [tool.nbops], else ``.nbops/`` beside ``near``."""
+    return resolve_settings(store, near, objects)
 
 
 def store_root(store: str | os.PathLike | None, near: str | os.PathLike) -> Path:
-    """``store``, else $NBOPS_STORE, else ``.nbops/`` beside ``near`` (a notebook or folder); nothing is created."""
-    if store is None:
-        store = os.environ.get("NBOPS_STORE")
-    if store is None:
-        base = Path(near)
-        store = (base if base.is_dir() else base.parent) / ".nbops"
-    return Path(store)
+    """The local folder of the store for ``near``: the store itself (embedded) or its workspace (database); nothing is created."""
+    return store_settings(store, near).workspace
 
 
-def open_store(store: str | os.PathLike | None, near: str | os.PathLike, *, create: bool = True) -> RunStore:
+def store_exists(store: str | os.PathLike | None, near: str | os.PathLike) -> bool:
+    """Whether reading could find runs: a database store always may; an embedded one when its runs.db is there."""
+    settings = store_settings(store, near)
+    return settings.is_database or (Path(settings.store) / "runs.db").is_file()
+
+
+def open_store(store: str | os.PathLike | None, near: str | os.PathLike, *, create: bool = True, objects: str | None = None) -> RunStore:
     """The run store for ``near``; reads pass ``create=False``: nothing is made, and a
-    missing store is a NotFoundError saying "no runs yet"."""
-    return RunStore(store_root(store, near), create=create)
+    missing embedded store is a NotFoundError saying "no runs yet"."""
+    return RunStore(store_settings(store, near, objects), create=create)

@@ -8,7 +8,6 @@ through its executed notebook (``notebook_sha256``), its outputs
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -16,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nbops.runtime.files import sha256_file
 from nbops.store.run_store import RUN_ID_RE, RunStore
 
 __all__ = ["references", "verify", "gc", "info", "GRACE_S"]
@@ -39,35 +37,13 @@ def _stage_refs(stage: dict[str, Any]) -> Iterator[tuple[str, str, int | None]]:
             yield art["sha256"], f"artifact {art.get('name') or art.get('file')}", art.get("bytes")
 
 
-def _stages(store: RunStore, run_ids: set[str] | None = None) -> list[dict[str, Any]]:
-    with store._conn() as c:
-        rows = c.execute("SELECT run_id, name, notebook_sha256, outputs, artifacts FROM stages").fetchall()
-    out = []
-    for row in rows:
-        if run_ids is None or row["run_id"] in run_ids:
-            out.append({"run_id": row["run_id"], "name": row["name"], "notebook_sha256": row["notebook_sha256"],
-                        "outputs": json.loads(row["outputs"] or "{}"), "artifacts": json.loads(row["artifacts"] or "[]")})  # fmt: skip
-    return out
-
-
 def references(store: RunStore, run_ids: set[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     """digest -> [{run, stage, what, bytes}] over every stage record (or those of ``run_ids``)."""
     refs: dict[str, list[dict[str, Any]]] = {}
-    for stage in _stages(store, run_ids):
+    for stage in store.stage_refs(run_ids):
         for digest, what, size in _stage_refs(stage):
             refs.setdefault(digest, []).append({"run": stage["run_id"], "stage": stage["name"], "what": what, "bytes": size})
     return refs
-
-
-def _objects_on_disk(store: RunStore) -> Iterator[tuple[str, Path]]:
-    root = store.objects.root
-    if not root.is_dir():
-        return
-    for sub in sorted(root.iterdir()):
-        if len(sub.name) != 2 or not sub.is_dir():
-            continue  # tmp/ and anything foreign
-        for f in sorted(sub.iterdir()):
-            yield sub.name + f.name, f
 
 
 def verify(store: RunStore, *, repair: bool = False) -> dict[str, Any]:
@@ -79,22 +55,24 @@ def verify(store: RunStore, *, repair: bool = False) -> dict[str, Any]:
     refs = references(store)
     problems: list[dict[str, Any]] = []
     checked = total = 0
-    for digest, path in _objects_on_disk(store):
+    present = set()
+    for digest, size in store.objects.digests():
         checked += 1
-        total += path.stat().st_size
-        if sha256_file(path) != digest:
-            problems.append({"digest": digest, "problem": "corrupt", "path": str(path), "refs": refs.get(digest, [])})
+        total += size
+        present.add(digest)
+        if not store.objects.verify(digest):
+            problems.append({"digest": digest, "problem": "corrupt", "path": _where(store, digest), "refs": refs.get(digest, [])})
     for digest, users in sorted(refs.items()):
-        if not store.objects.has(digest):
-            problems.append({"digest": digest, "problem": "missing", "path": str(store.objects.path(digest)), "refs": users})
+        if digest not in present:
+            problems.append({"digest": digest, "problem": "missing", "path": _where(store, digest), "refs": users})
     marked: list[dict[str, str]] = []
     if repair:
         for p in problems:
             if p["problem"] == "corrupt":
-                Path(p["path"]).unlink(missing_ok=True)
+                store.objects.delete(p["digest"])
                 p["removed"] = True
         marked = _mark_unusable(store, problems)
-    return {"store": str(store.root), "objects": checked, "bytes": total, "problems": problems, "repaired": repair, "marked_unusable": marked}
+    return {"store": store.location, "objects": checked, "bytes": total, "problems": problems, "repaired": repair, "marked_unusable": marked}
 
 
 def _mark_unusable(store: RunStore, problems: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -103,17 +81,13 @@ def _mark_unusable(store: RunStore, problems: list[dict[str, Any]]) -> list[dict
         for ref in p["refs"]:
             notes.setdefault((ref["run"], ref["stage"]), []).append(f"{ref['what']} {p['problem']} (object {p['digest'][:12]})")
     now = time.time()
-    with store._conn() as c:
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            for (run_id, stage), what in notes.items():
-                note = json.dumps({"reason": "; ".join(what), "at": now, "by": "nbops store verify --repair"})
-                c.execute("UPDATE stages SET unusable = ? WHERE run_id = ? AND name = ?", (note, run_id, stage))
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
+    store.mark_unusable({key: {"reason": "; ".join(what), "at": now, "by": "nbops store verify --repair"} for key, what in notes.items()})
     return [{"run": r, "stage": s, "reason": "; ".join(w)} for (r, s), w in sorted(notes.items())]
+
+
+def _where(store: RunStore, digest: str) -> str:
+    path = getattr(store.objects, "path", None)
+    return str(path(digest)) if path else f"{store.objects.location}/{digest[:2]}/{digest[2:]}"
 
 
 def _kept_runs(runs: list[Any], older_than_s: float | None, keep_last: int | None, now: float) -> set[str]:
@@ -142,19 +116,17 @@ def gc(store: RunStore, *, older_than_s: float | None = None, keep_last: int | N
     ``grace_s`` stay (a run may be writing them). ``dry_run`` says what, deleting nothing."""
     now = time.time()
     store.mark_interrupted()
-    with store._conn() as c:
-        runs = c.execute("SELECT id, status, started_at FROM runs ORDER BY started_at DESC, id DESC").fetchall()
+    runs = store.run_rows()
     kept = _kept_runs(runs, older_than_s, keep_last, now)
     gone_runs = [r["id"] for r in runs if r["id"] not in kept]
     referenced = references(store, kept)
 
     objects, object_bytes = [], 0
-    for digest, path in _objects_on_disk(store):
-        st = path.stat()
-        if digest in referenced or now - max(st.st_mtime, st.st_ctime) < grace_s:
+    for digest, size in store.objects.digests():
+        if digest in referenced or store.objects.age_s(digest) < grace_s:
             continue
         objects.append(digest)
-        object_bytes += st.st_size
+        object_bytes += size
     folders, folder_bytes = [], 0
     runs_dir = store.root / "runs"
     known = {r["id"] for r in runs}
@@ -165,22 +137,13 @@ def gc(store: RunStore, *, older_than_s: float | None = None, keep_last: int | N
             folder_bytes += _size(d)
 
     if not dry_run:
-        with store._conn() as c:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                for run_id in gone_runs:
-                    c.execute("DELETE FROM stages WHERE run_id = ?", (run_id,))
-                    c.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+        store.delete_runs(gone_runs)
         for digest in objects:
-            store.objects.path(digest).unlink(missing_ok=True)
+            store.objects.delete(digest)
         for name in folders:
             shutil.rmtree(runs_dir / name)
     return {
-        "store": str(store.root),
+        "store": store.location,
         "dry_run": dry_run,
         "runs_removed": gone_runs,
         "runs_kept": len(kept),
@@ -194,21 +157,18 @@ def gc(store: RunStore, *, older_than_s: float | None = None, keep_last: int | N
 
 def info(store: RunStore) -> dict[str, Any]:
     """Where the store is, its layout version, and how much it holds."""
-    with store._conn() as c:
-        runs = c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        stages = c.execute("SELECT COUNT(*) FROM stages").fetchone()[0]
-        unusable = c.execute("SELECT COUNT(*) FROM stages WHERE unusable IS NOT NULL").fetchone()[0]
+    counts = store.counts()
     objects = object_bytes = 0
-    for _, path in _objects_on_disk(store):
+    for _, size in store.objects.digests():
         objects += 1
-        object_bytes += path.stat().st_size
+        object_bytes += size
     db_bytes = sum(os.path.getsize(p) for p in store.root.glob("runs.db*"))
     return {
-        "store": str(store.root),
+        "store": store.location,
+        "kind": store.kind,
+        "objects_location": store.describe()["objects"],
         "schema_version": store.schema_version(),
-        "runs": runs,
-        "stages": stages,
-        "unusable_stages": unusable,
+        **counts,
         "objects": objects,
         "object_bytes": object_bytes,
         "db_bytes": db_bytes,

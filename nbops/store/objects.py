@@ -4,6 +4,19 @@
 enter by rename (same filesystem) or copy-then-rename, so a reader never sees
 a half-written object, and are made read-only: an object is shared by hard
 links into run folders and must never change under its name.
+
+Two implementations share this interface (``open_objects`` picks one by URL):
+``ObjectStore``, a folder (the embedded default, or ``file:///shared/path``
+for a team), and ``remote_objects.FsspecObjects`` for ``s3://``, ``gs://``,
+``az://`` and any other fsspec URL. Every method that a caller uses is here:
+
+- ``location`` (str, shown to users, no credentials) and ``shared`` (True when
+  Ray workers on other machines can reach the objects themselves);
+- ``check(digest, size)`` the cheap check, ``verify(digest)`` the re-hash;
+- ``put_file(src, move=, digest=)`` stores once per digest, atomically;
+- ``materialize(digest, dest, size)`` verified copy/link into ``dest``;
+- ``delete(digest)``, ``digests()`` (every object and its size: gc, verify, copy),
+  ``age_s(digest)`` (seconds since it was written: gc spares young objects).
 """
 
 from __future__ import annotations
@@ -11,20 +24,35 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from nbops.errors import CorruptObjectError
 from nbops.runtime.files import sha256_file
 from nbops.store.faults import store_error
 
-__all__ = ["ObjectStore", "sha256_file"]
+__all__ = ["ObjectStore", "open_objects", "sha256_file"]
+
+
+def open_objects(url: str | None, default_root: str | os.PathLike):
+    """The objects of a store: ``url`` (fsspec URL or folder), else the folder ``default_root``."""
+    if url is None:
+        return ObjectStore(default_root)
+    if url.startswith("file://") or "://" not in url:
+        return ObjectStore(Path(url.removeprefix("file://")).expanduser(), shared=True)
+    from nbops.store.remote_objects import FsspecObjects
+
+    return FsspecObjects(url)
 
 
 class ObjectStore:
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, *, shared: bool = False):
         self.root = Path(root)
         self.tmp = self.root / "tmp"
+        self.shared = shared
+        self.location = f"file://{self.root.resolve()}" if shared else str(self.root)
 
     def path(self, digest: str) -> Path:
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
@@ -51,6 +79,28 @@ class ObjectStore:
             return sha256_file(self.path(digest)) == digest
         except FileNotFoundError:
             return False
+
+    def delete(self, digest: str) -> None:
+        self.path(digest).unlink(missing_ok=True)
+
+    def age_s(self, digest: str) -> float:
+        st = self.path(digest).stat()
+        return time.time() - max(st.st_mtime, st.st_ctime)
+
+    def digests(self) -> Iterator[tuple[str, int]]:
+        """Every object (digest, bytes), in no particular order."""
+        if not self.root.is_dir():
+            return
+        for sub in self.root.iterdir():
+            if len(sub.name) != 2 or not sub.is_dir():
+                continue
+            for f in sub.iterdir():
+                digest = sub.name + f.name
+                if len(digest) == 64:
+                    try:
+                        yield digest, f.stat().st_size
+                    except FileNotFoundError:
+                        continue
 
     def put_file(self, src: str | os.PathLike, *, move: bool = False, digest: str | None = None) -> str:
         """Store a file's bytes; with ``move`` the source becomes a link to the object.

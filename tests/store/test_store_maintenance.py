@@ -80,7 +80,8 @@ def test_old_store_is_migrated_once_and_keeps_its_run(old_store, capsys):
     with sqlite3.connect(old_store / "runs.db") as c:
         assert "reason" not in {r[1] for r in c.execute("PRAGMA table_info(stages)")}
     rs = RunStore(old_store, create=False)
-    assert rs.migrated_from == 0 and rs.schema_version() == SCHEMA_VERSION == user_version(old_store)
+    # A store from before Alembic: its columns say layout 1; it is stamped there, then upgraded.
+    assert rs.migrated_from == "0001" and rs.schema_version() == SCHEMA_VERSION == user_version(old_store)
     run = rs.get_run(OLD_RUN)
     assert [s["name"] for s in run["stages"]] == ["load", "train"]
     assert run["stages"][0]["key_parts"] == {} and run["stages"][0]["deps"] == [] and run["stages"][0]["unusable"] is None
@@ -100,16 +101,19 @@ def test_store_with_later_columns_but_no_version_is_migrated(tmp_path):
     with sqlite3.connect(tmp_path / "s" / "runs.db") as c:
         c.execute("ALTER TABLE stages DROP COLUMN unusable")
         c.execute("PRAGMA user_version = 0")
+    with sqlite3.connect(tmp_path / "s" / "runs.db") as c:
+        # as the release before Alembic left it
+        c.executescript("DROP TABLE alembic_version; DROP INDEX runs_status; DROP INDEX runs_user; ALTER TABLE runs DROP COLUMN user")
     rs = RunStore(tmp_path / "s")
-    assert rs.migrated_from == 0 and rs.schema_version() == SCHEMA_VERSION
+    assert rs.migrated_from == "0002" and rs.schema_version() == SCHEMA_VERSION
     assert [s["run_id"] for s in rs.find_cached("key-load-one")] == ["20261120-100000-aaaaaa"]
 
 
 def test_store_from_a_newer_nbops_is_refused(tmp_path, capsys):
     RunStore(tmp_path)
     with sqlite3.connect(tmp_path / "runs.db") as c:
-        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(StoreError, match=f"layout version {SCHEMA_VERSION + 1}") as exc:
+        c.execute(f"UPDATE alembic_version SET version_num = '{SCHEMA_VERSION + 1:04d}'")
+    with pytest.raises(StoreError, match=f"layout {SCHEMA_VERSION + 1:04d}, newer") as exc:
         RunStore(tmp_path)
     assert "upgrade nbops" in exc.value.fix
     assert main(["store", "info", "--store", str(tmp_path)]) == 3
