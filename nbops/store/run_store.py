@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from nbops.errors import NotFoundError, UsageError
+from nbops.errors import NotFoundError, ReadOnlyStoreError, UsageError
 from nbops.status import RUN_STATUSES, STAGE_STATUSES
 from nbops.store.config import StoreSettings, is_database_url, mask_url
 from nbops.store.database import Database
@@ -227,6 +227,12 @@ class RunStore:
         if not dead:
             return
         error = json.dumps({"ename": "Interrupted", "evalue": "the nbops process running this stage stopped"})
+        try:
+            self._mark(dead, error)
+        except ReadOnlyStoreError:
+            pass  # a read-only role shows them as running; a writer marks them
+
+    def _mark(self, dead: list[str], error: str) -> None:
         with self.db.write() as c:
             for run_id in dead:
                 done = c.execute(
