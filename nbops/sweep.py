@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from nbops import api
 from nbops.errors import MissingExtraError, NbopsError, NotFoundError, UsageError
 from nbops.plan import parse_assignments, resolve_params
+from nbops.store import RunStore
 from nbops.text import cell_ref
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ def _plan(target, prep: api.Prepared, *, space, objectives, constraints, study, 
         if not name:
             raise UsageError("--resume needs --study NAME", "see 'nbops sweep show' for the studies of a store")
         if stored is None:
-            raise NotFoundError(f"no study {name!r} in the store {rs.root}", "start it without --resume (and check --store)")
+            raise NotFoundError(f"no study {name!r} in the store {rs.location}", "start it without --resume (and check --store)")
         if Path(stored["notebook"]) != Path(prep.notebook):
             raise UsageError(f"study {name} sweeps {stored['notebook']}, not {prep.notebook}", "resume it with its own notebook")
         space = space or [d["text"] for d in stored["space"]]
@@ -149,7 +150,7 @@ def _plan(target, prep: api.Prepared, *, space, objectives, constraints, study, 
         fixed_given = fixed_given or stored.get("params", {})
         seed = seed if seed is not None else stored.get("seed")
     elif stored is not None:
-        raise UsageError(f"study {name!r} already exists in {rs.root}", "add --resume to run more trials of it, or pick another --study")
+        raise UsageError(f"study {name!r} already exists in {rs.location}", "add --resume to run more trials of it, or pick another --study")
     name = name or _default_study_name(str(target))
     if not STUDY_NAME_RE.match(name):
         raise UsageError(f"{name!r} is not a study name", "letters, digits, '_', '.', '-' (up to 100), starting with a letter or digit")
@@ -292,7 +293,7 @@ def run_sweep(
         pool.shutdown(wait=not interrupted, cancel_futures=True)
         for ex in executors:
             ex.close()
-    out = show_study(plan.name, store=prep.store.root)
+    out = show_study(plan.name, store=prep.store)
     out["session"] = {
         "trials": sorted(session), "stopped": sorted(t.number for t in running.values()) if interrupted else [],
         "interrupted": interrupted, "shared_stages": shared, "cache": cache, "parallel": parallel,
@@ -388,10 +389,10 @@ def show_study(name: str, *, path=None, store=None) -> dict:
     optuna_mod = _optuna()
     if not STUDY_NAME_RE.match(str(name)):
         raise UsageError(f"{name!r} is not a study name", "see the name 'nbops sweep' printed")
-    rs = api.open_store(store, path if path is not None else Path.cwd() / "x.ipynb", create=False)
+    rs = store if isinstance(store, RunStore) else api.open_store(store, path if path is not None else Path.cwd() / "x.ipynb", create=False)
     spec = rs.get_study(name)
     if spec is None:
-        raise NotFoundError(f"no study {name!r} in the store {rs.root}", "pass --store (or --notebook) where the sweep ran")
+        raise NotFoundError(f"no study {name!r} in the store {rs.location}", "pass --store (or --notebook) where the sweep ran")
     objectives = [Objective(o["name"], o["direction"]) for o in spec["objectives"]]
     constraints = [Constraint(c["metric"], c["op"], c["bound"]) for c in spec["constraints"]]
     try:
