@@ -4,8 +4,9 @@ The same interface as ``objects.ObjectStore`` (see its module docstring), with
 ``<prefix>/ab/cdef...`` as the key of the bytes whose sha256 is ``abcdef...``.
 
 - Nothing is read whole into memory: uploads go in parts of ``part_size``
-  (S3 multipart, at most ``max_concurrency`` parts in flight), downloads and
-  re-hashes in ranges of ``read_size``.
+  (S3 multipart, ``max_concurrency`` parts in flight: an upload holds about twice
+  part_size x max_concurrency, 64 MiB, as botocore keeps a copy of each part),
+  downloads and re-hashes in ranges of ``read_size``.
 - A write is atomic: an S3 PUT or complete-multipart, a GCS upload and an
   Azure block commit make the whole object appear at once; other protocols
   write ``<prefix>/tmp/<uuid>`` and rename it. Two writers of one digest upload
@@ -39,9 +40,10 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 # Protocols whose put_file makes the object appear whole or not at all.
 _ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"}
 _S3 = {"s3", "s3a"}
+_MAX_PARTS = 10_000  # of one S3 multipart upload
 _PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs", "adl": "adlfs"}
 # An unreachable endpoint fails within 10 s: two attempts of at most 4 s to connect.
-# The read timeout is longer: a server may take a while to answer a 16 MiB part.
+# The read timeout is longer: a busy server may take a while to answer a part.
 _S3_CONFIG = {"connect_timeout": 4, "read_timeout": 60, "retries": {"max_attempts": 2, "mode": "standard"}}
 _CREDENTIAL_CODES = {
     "InvalidAccessKeyId",
@@ -69,7 +71,7 @@ class FsspecObjects:
     """The objects of a store on an fsspec URL; see the module docstring."""
 
     shared = True  # every worker that has the credentials reaches the same objects
-    part_size = 16 * MiB  # an upload holds at most part_size * max_concurrency bytes
+    part_size = 8 * MiB  # more parts for objects over 80 GB: S3 allows 10,000
     max_concurrency = 4
     read_size = 8 * MiB
 
@@ -224,7 +226,7 @@ class FsspecObjects:
         try:
             with self._errors(f"cannot store object {digest[:12]}"):
                 if self.protocol in _ATOMIC_PUT:
-                    self.fs.put_file(os.fspath(src), key, **self._put_options())
+                    self.fs.put_file(os.fspath(src), key, **self._put_options(size))
                 else:
                     self._put_by_rename(src, key)
         except StoreError:
@@ -275,9 +277,9 @@ class FsspecObjects:
             while chunk := f.read(self.read_size):
                 yield chunk
 
-    def _put_options(self) -> dict:
+    def _put_options(self, size: int) -> dict:
         if self.protocol in _S3:
-            return {"chunksize": self.part_size, "max_concurrency": self.max_concurrency}
+            return {"chunksize": max(self.part_size, -(-size // _MAX_PARTS)), "max_concurrency": self.max_concurrency}
         return {}
 
     def _put_by_rename(self, src: str | os.PathLike, key: str) -> None:
