@@ -15,6 +15,8 @@ for a team), and ``remote_objects.FsspecObjects`` for ``s3://``, ``gs://``,
 - ``check(digest, size)`` the cheap check, ``verify(digest)`` the re-hash;
 - ``put_file(src, move=, digest=)`` stores once per digest, atomically;
 - ``materialize(digest, dest, size)`` verified copy/link into ``dest``;
+- ``probe()`` one cheap call that fails with the cause (unreachable, no bucket,
+  credentials) before a run writes anything;
 - ``delete(digest)``, ``digests()`` (every object and its size: gc, verify, copy),
   ``age_s(digest)`` (seconds since it was written: gc spares young objects).
 """
@@ -79,6 +81,9 @@ class ObjectStore:
             return sha256_file(self.path(digest)) == digest
         except FileNotFoundError:
             return False
+
+    def probe(self) -> None:
+        """A folder needs no check before writing: its errors say their cause when they happen."""
 
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)

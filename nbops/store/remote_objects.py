@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -196,6 +197,15 @@ class FsspecObjects:
                 self.fs.rm_file(key)
             except FileNotFoundError:
                 pass
+
+    def age_s(self, digest: str) -> float:
+        """Seconds since the object was written (gc spares young ones); 0 when the store does not say."""
+        with self._errors(f"cannot stat object {digest[:12]}"):
+            info = self.fs.info(self.key(digest))
+        stamp = info.get("LastModified") or info.get("last_modified") or info.get("mtime") or info.get("created")
+        if hasattr(stamp, "timestamp"):
+            stamp = stamp.timestamp()
+        return max(0.0, time.time() - float(stamp)) if isinstance(stamp, (int, float)) else 0.0
 
     def digests(self) -> Iterator[tuple[str, int]]:
         """Every object (digest, bytes), in no particular order."""

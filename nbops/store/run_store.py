@@ -108,6 +108,8 @@ class RunStore:
                 self.root.mkdir(parents=True, exist_ok=True)
                 self.db.use_wal()
             self.migrated_from = self.db.migrate()
+            if create:
+                self.objects.probe()  # an unreachable bucket fails here, before a run records anything
         except OSError as exc:
             raise store_error(self.root, exc, "cannot create the run store") from None
 
