@@ -1,4 +1,5 @@
-/** Numbers, durations and times as the panel shows them (pure: no DOM). */
+/** Numbers, durations, times, authors and stores as the panel shows them (pure: no DOM). */
+import type { IStoreInfo } from './tokens';
 
 /** Seconds as "0.4 s", "12 s", "3 min 05 s". */
 export function formatDuration(seconds: number | null | undefined): string {
@@ -40,4 +41,20 @@ export function formatTime(iso: string | null | undefined): string {
   return today
     ? t.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })
     : t.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+/** Who ran a run: "alice@build-7", "alice", or "" for a record that kept neither. */
+export function formatAuthor(run: { user?: string | null; host?: string | null }): string {
+  if (!run.user) {
+    return run.host ? `?@${run.host}` : '';
+  }
+  return run.host ? `${run.user}@${run.host}` : run.user;
+}
+
+const STORE_KIND: Record<string, string> = { sqlite: 'local', postgresql: 'team' };
+
+/** A store in one line: "team (postgresql) postgresql://alice:***@db/runs + s3://bucket". */
+export function formatStore(store: IStoreInfo): string {
+  const kind = STORE_KIND[store.kind] ? `${STORE_KIND[store.kind]} (${store.kind})` : store.kind;
+  return `${kind} ${store.location}`;
 }

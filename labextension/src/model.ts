@@ -11,7 +11,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { errorText } from './errortext';
 import { fetchGraph, fetchPlan, getRun, listRuns, startRun } from './request';
 import { RUNNING } from './status';
-import { IGraph, IPipelineModel, IPlan, IRun, IRunSummary, PipelineChange } from './tokens';
+import { IGraph, IPipelineModel, IPlan, IRun, IRunSummary, IStoreInfo, PipelineChange } from './tokens';
 import { NotebookWatcher } from './watcher';
 
 const GRAPH_DEBOUNCE_MS = 500;
@@ -53,6 +53,9 @@ export class PipelineModel implements IPipelineModel {
   }
   get runsError(): string | null {
     return this._runsError;
+  }
+  get store(): IStoreInfo | null {
+    return this._store;
   }
   /** Names of the stages in the current graph, in order. */
   get stageNames(): string[] {
@@ -103,10 +106,11 @@ export class PipelineModel implements IPipelineModel {
     const wasRunning = this._isRunning();
     const newest = this._runs[0]?.id;
     try {
-      const runs = await listRuns(path);
+      const { store, runs } = await listRuns(path);
       if (nb !== this._nb) {
         return;
       }
+      this._store = store;
       this._runs = runs;
       this._runsError = null;
       // The newest run's stages mark the cell bands: always loaded.
@@ -156,6 +160,7 @@ export class PipelineModel implements IPipelineModel {
     this._plan = null;
     this._runs = [];
     this._runsError = null;
+    this._store = null;
     this._details.clear();
     this.expanded.clear();
     window.clearTimeout(this._pollTimer);
@@ -276,5 +281,6 @@ export class PipelineModel implements IPipelineModel {
   private _pollTimer = 0;
   private _runs: IRunSummary[] = [];
   private _runsError: string | null = null;
+  private _store: IStoreInfo | null = null;
   private readonly _details = new Map<string, IRun>();
 }

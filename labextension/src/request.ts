@@ -5,7 +5,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IErrorBody, IGraph, IPlan, IRun, IRunSummary } from './tokens';
+import { IErrorBody, IGraph, IPlan, IRun, IRunList } from './tokens';
 
 export class NbopsRequestError extends Error {
   constructor(
@@ -74,9 +74,9 @@ export async function startRun(path: string, params: Record<string, string>, exe
   return answer.id;
 }
 
-/** The runs of the notebook at `path`, newest first. */
-export function listRuns(path: string, limit = 20): Promise<IRunSummary[]> {
-  return request<IRunSummary[]>('runs', {}, { path, limit: String(limit) });
+/** The runs of the notebook at `path`, newest first, and the store they live in. */
+export function listRuns(path: string, limit = 20): Promise<IRunList> {
+  return request<IRunList>('runs', {}, { path, limit: String(limit) });
 }
 
 export function getRun(runId: string, path: string): Promise<IRun> {

@@ -1,7 +1,10 @@
-/** The "Runs" section: the notebook's runs, newest first; the newest (or a clicked one) opened. */
+/**
+ * The "Runs" section: the notebook's runs, newest first, each with who ran it;
+ * the newest (or a clicked one) opened. Its footer names the run store.
+ */
 import { h } from './dom';
 import { errorText } from './errortext';
-import { formatDuration, formatTime, formatValue } from './format';
+import { formatAuthor, formatDuration, formatStore, formatTime, formatValue } from './format';
 import { PipelineModel } from './model';
 import { statusColour } from './status';
 import { IRunSummary } from './tokens';
@@ -19,6 +22,14 @@ export class RunsSection extends PipelineSection {
     super(model, 'Runs', ['runs']);
     this._list = h('div', { className: 'nbops-Runs' });
     this._message = h('div', { className: 'nbops-Message nbops-mod-error', role: 'alert', hidden: true });
+    this._store = h('div', {
+      className: 'nbops-Store nbops-Dim',
+      role: 'note',
+      'aria-label': 'Run store',
+      // A database URL plus a bucket is long and has no spaces: let it wrap anywhere.
+      style: 'margin-top: 6px; overflow-wrap: anywhere',
+      hidden: true
+    });
     this.body.append(
       h(
         'button',
@@ -30,7 +41,8 @@ export class RunsSection extends PipelineSection {
         'Refresh'
       ),
       this._message,
-      this._list
+      this._list,
+      this._store
     );
     this.render();
   }
@@ -49,6 +61,7 @@ export class RunsSection extends PipelineSection {
       this._user.clear();
       this._message.hidden = true;
     }
+    this._renderStore();
     if (model.runsError) {
       this._list.replaceChildren(
         h('div', { className: 'nbops-Message nbops-mod-error', role: 'alert' }, model.runsError)
@@ -73,6 +86,22 @@ export class RunsSection extends PipelineSection {
     this._list.replaceChildren(...runs.map(r => this._item(r)));
   }
 
+  private _renderStore(): void {
+    const store = this.model.store;
+    this._store.hidden = !store;
+    if (store) {
+      this._store.dataset.kind = store.kind;
+      this._store.textContent = `store: ${formatStore(store)}`;
+      this._store.title = [
+        `runs recorded in ${store.location}`,
+        `objects in ${store.objects}`,
+        store.source ? `set by ${store.source}` : ''
+      ]
+        .filter(Boolean)
+        .join('\n');
+    }
+  }
+
   private _toggle(id: string): void {
     const expanded = this.model.expanded;
     if (expanded.has(id)) {
@@ -91,6 +120,7 @@ export class RunsSection extends PipelineSection {
     const run: IRunSummary = detail ?? summary;
     const open = this.model.expanded.has(run.id);
     const metrics = Object.entries(run.metrics ?? {});
+    const author = formatAuthor(run);
     const header = h(
       'button',
       { className: 'nbops-RunHeader', 'aria-expanded': open ? 'true' : 'false', onclick: () => this._toggle(run.id) },
@@ -98,6 +128,9 @@ export class RunsSection extends PipelineSection {
       h('span', { className: 'nbops-RunId' }, run.id),
       h('span', { className: 'nbops-Dim' }, ` ${formatTime(run.started_at)}`),
       run.duration_s !== null ? h('span', { className: 'nbops-Dim' }, ` · ${formatDuration(run.duration_s)}`) : null,
+      author
+        ? h('span', { className: 'nbops-Dim nbops-RunAuthor', title: 'who ran it, on which machine' }, ` · ${author}`)
+        : null,
       !open && run.stages?.length
         ? h(
             'span',
@@ -150,6 +183,7 @@ export class RunsSection extends PipelineSection {
 
   private readonly _list: HTMLElement;
   private readonly _message: HTMLElement;
+  private readonly _store: HTMLElement;
   private _nb: unknown = null;
   private readonly _auto = new Set<string>();
   private readonly _user = new Set<string>();

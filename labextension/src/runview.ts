@@ -1,11 +1,11 @@
 /**
- * One run, opened: its parameters and executor, and per stage its status,
+ * One run, opened: who ran it, its parameters and executor, and per stage its status,
  * time, why it ran or was reused, metrics and error. An error names the cell
  * of the user's notebook (`error.cell`), never the generated stage notebook's.
  */
 import { stageColors } from './colors';
 import { h } from './dom';
-import { formatDuration, formatValue } from './format';
+import { formatAuthor, formatDuration, formatValue } from './format';
 import { reasonLabel } from './marks';
 import { statusColour, statusText } from './status';
 import { IRun, IStageError, IStageRun } from './tokens';
@@ -112,9 +112,11 @@ function stageLine(s: IStageRun, color: string | undefined, actions: IRunViewAct
 export function renderRunDetail(run: IRun, actions: IRunViewActions): HTMLElement {
   const colors = stageColors(run.stages.map(s => s.name));
   const params = Object.entries(run.params ?? {});
+  const author = formatAuthor(run);
   return h(
     'div',
     { className: 'nbops-RunDetail' },
+    author ? h('div', { className: 'nbops-Dim nbops-RunBy' }, `run by ${author}`) : null,
     params.length
       ? h('div', { className: 'nbops-Dim' }, 'params: ' + params.map(([k, v]) => `${k}=${formatValue(v)}`).join(', '))
       : null,

@@ -108,10 +108,31 @@ export interface IPlan {
   stages: IStagePlan[];
 }
 
+/** Where runs are recorded: a folder (SQLite) or a database, and where their bytes go; never a password. */
+export interface IStoreInfo {
+  /** As people see it: a folder, or `postgresql://user:***@host/db + s3://bucket`. */
+  location: string;
+  kind: 'sqlite' | 'postgresql';
+  /** Where objects go: a folder or an fsspec URL. */
+  objects: string;
+  shared_objects?: boolean;
+  /** Where the setting came from: NBOPS_STORE, a config file, or "default". */
+  source?: string;
+}
+
+/** `GET /nbops/runs`: the notebook's runs and the store they were read from. */
+export interface IRunList {
+  store: IStoreInfo;
+  runs: IRunSummary[];
+}
+
 /** An item of `GET /nbops/runs`. */
 export interface IRunSummary {
   id: string;
   status: RunStatus;
+  /** Who started it (NBOPS_USER or the OS user) and on which machine; null in records older than both. */
+  user?: string | null;
+  host?: string | null;
   started_at: string | null;
   ended_at: string | null;
   notebook: string;
@@ -166,6 +187,8 @@ export interface IRun extends IRunSummary {
   /** A name, or an object with the executor's name and options. */
   executor: string | { name: string; [option: string]: unknown };
   stages: IStageRun[];
+  /** The store this run was read from. */
+  store?: IStoreInfo;
 }
 
 /** The error body every /nbops/ route answers with (`NbopsError.to_json()`). */
@@ -188,6 +211,8 @@ export interface IPipelineModel {
   readonly plan: IPlan | null;
   /** The notebook's runs, newest first. */
   readonly runs: IRunSummary[];
+  /** The run store of the notebook (as the CLI resolves it); null until the server answers. */
+  readonly store: IStoreInfo | null;
   readonly runsError: string | null;
   /** A run with its stages, when it was loaded. */
   run(id: string): IRun | undefined;

@@ -180,22 +180,43 @@ def _started(value: str | None) -> str:
     return (value or "")[:19].replace("T", " ")
 
 
+def author(run: dict) -> str:
+    """Who ran a run, ``user@host``; "" for a record older than both."""
+    user, host = run.get("user"), run.get("host")
+    return f"{user or '?'}@{host}" if host else (user or "")
+
+
+def _store_of(run: dict, store: str | None) -> str:
+    """The store a run JSON names (a masked location), else the one the caller resolved."""
+    named = run.get("store")
+    if isinstance(named, dict):
+        return named.get("location") or store or ""
+    return named or store or ""
+
+
 class RunsView(_View):
     """Runs of a notebook, newest first (``api.list_runs`` JSON)."""
 
-    _HEADERS = ["run", "status", "started", "duration", "kind", "params", "metrics", "stages"]
+    _HEADERS = ["run", "status", "started", "by", "duration", "kind", "params", "metrics", "stages"]
 
-    def __init__(self, runs: list[dict], where: str, notices: list[str] | None = None):
+    def __init__(self, runs: list[dict], where: str, notices: list[str] | None = None, store: str | None = None):
         self.data = runs
         self.where = where
         self.notices = notices or []
+        self.store = store  # masked location: which store these runs were read from
 
     def _row(self, r: dict) -> list[str]:
-        return [r["id"], r["status"], _started(r.get("started_at")), _seconds(r.get("duration_s")), r.get("kind") or "",
+        return [r["id"], r["status"], _started(r.get("started_at")), author(r), _seconds(r.get("duration_s")), r.get("kind") or "",
                 _pairs(r.get("params")), _pairs(r.get("metrics"))]  # fmt: skip
+
+    def _store_line(self) -> str:
+        return f"store {self.store}" if self.store else ""
 
     def html(self) -> str:
         head = f"<div><b>runs of {_e(self.where)}</b></div>"
+        if self.store:
+            head += f'<div class="nbops-store" style="{_MUTED}">{_e(self._store_line())}</div>'
+
         if not self.data:
             return _notice_html(self.notices) + head + "<div>no runs yet: <code>%nbops run</code></div>"
         rows = []
@@ -209,7 +230,7 @@ class RunsView(_View):
         return _notice_html(self.notices) + head + _table_html(self._HEADERS, rows, "nbops-runs")
 
     def text(self) -> str:
-        lines = [*_notice_text(self.notices), f"runs of {self.where}"]
+        lines = [*_notice_text(self.notices), f"runs of {self.where}", *([self._store_line()] if self.store else [])]
         if not self.data:
             return "\n".join([*lines, "no runs yet: %nbops run"])
         rows = [[*self._row(r), " ".join(f"{s['name']}:{s['status']}" for s in r.get("stages", []))] for r in self.data]
@@ -221,9 +242,14 @@ class RunView(_View):
 
     _HEADERS = ["stage", "status", "time", "outputs", "why", "metrics / error"]
 
-    def __init__(self, run: dict, notices: list[str] | None = None):
+    def __init__(self, run: dict, notices: list[str] | None = None, store: str | None = None):
         self.data = run
         self.notices = notices or []
+        self.store = _store_of(run, store)  # masked location
+
+    def _where(self) -> list[tuple[str, str]]:
+        """(label, value): who ran it and the store it is recorded in, when known."""
+        return [(label, value) for label, value in (("by", author(self.data)), ("store", self.store)) if value]
 
     def _failed(self) -> dict | None:
         return next((s for s in self.data["stages"] if s["status"] == "failed"), None)
@@ -267,6 +293,7 @@ class RunView(_View):
         title, took = self._title()
         parts = [f"<div><b>{_e(title)}</b> {_status_html(r['status'])}{_e(took)}</div>",
                  f'<div style="{_MUTED}">{_e(r.get("notebook") or "")}</div>']  # fmt: skip
+        parts += [f'<div class="nbops-{label}" style="{_MUTED}">{_e(label)} {_e(value)}</div>' for label, value in self._where()]
         if r.get("params"):
             parts.append(f"<div>params: <code>{_e(_pairs(r['params']))}</code></div>")
         if r.get("metrics"):
@@ -290,6 +317,7 @@ class RunView(_View):
         r = self.data
         title, took = self._title()
         lines = [*_notice_text(self.notices), f"{title} {r['status']}{took}", f"notebook  {r.get('notebook') or ''}"]
+        lines += [f"{label:<10}{value}" for label, value in self._where()]
         if r.get("params"):
             lines.append(f"params    {_pairs(r['params'])}")
         if r.get("metrics"):

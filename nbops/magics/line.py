@@ -30,6 +30,7 @@ from nbops import api
 from nbops.errors import NbopsError
 from nbops.magics.cell import CellLog
 from nbops.magics.display import GraphView, RunProgressView, RunsView, RunView, ShownError
+from nbops.store import store_settings
 
 __all__ = ["NbopsMagics", "find_notebook"]
 
@@ -71,6 +72,11 @@ def find_notebook(given: str | None, user_ns: dict[str, Any] | None = None) -> P
     if session:
         raise ShownError(f"this kernel was started for {session!r}, which is not a notebook file here (renamed or moved since?)", NOTEBOOK_FIX)
     raise ShownError("cannot tell which notebook this kernel runs (no Jupyter session told it)", NOTEBOOK_FIX)
+
+
+def _store_shown(args: argparse.Namespace, path: Path) -> str:
+    """The store these commands use, as people may see it (passwords masked); nothing is opened."""
+    return store_settings(args.store, path).describe()
 
 
 def _shown(path: Path) -> str:
@@ -204,7 +210,7 @@ class NbopsMagics(Magics):
 
     def _runs(self, args: argparse.Namespace) -> RunsView:
         path = self._notebook(args)
-        return RunsView(api.list_runs(path, store=args.store, limit=args.limit), _shown(path))
+        return RunsView(api.list_runs(path, store=args.store, limit=args.limit), _shown(path), store=_store_shown(args, path))
 
     def _show(self, args: argparse.Namespace) -> RunView:
         path = self._notebook(args)
@@ -214,7 +220,7 @@ class NbopsMagics(Magics):
             if not newest:
                 raise ShownError(f"{_shown(path)} has no runs yet", "%nbops run")
             run_id = newest[0]["id"]
-        return RunView(api.get_run(run_id, path=path, store=args.store))
+        return RunView(api.get_run(run_id, path=path, store=args.store), store=_store_shown(args, path))
 
     def _run(self, args: argparse.Namespace) -> None:
         from nbops.runtime.context import current  # the lowest layer: what a stage kernel runs
@@ -240,7 +246,7 @@ class NbopsMagics(Magics):
                 show_final(view)
             run = f"run {view.data['run_id']}" if view.data["run_id"] else "the run"
             raise ShownError(f"{run} was interrupted", "%nbops run again: the stages that finished are reused from the cache") from None
-        show_final(RunView(result, notices))
+        show_final(RunView(result, notices, store=_store_shown(args, path)))
         return None
 
     def _live(self, view: RunProgressView) -> tuple[Callable[[str], None], Callable[..., None], Callable[[Any], None]]:

@@ -51,6 +51,12 @@ def _api() -> Any:
     return nbops.api
 
 
+def _runs() -> Any:
+    import nbops.server.runs  # as _api: the store stack loads on first request
+
+    return nbops.server.runs
+
+
 class NbopsHandler(APIHandler):
     """Base: JSON errors in the library's shape, paths confined to the root."""
 
@@ -145,8 +151,8 @@ class RunsHandler(NbopsHandler):
         limit_arg = self.get_query_argument("limit", "50")
         if not limit_arg.isdigit() or not 0 < int(limit_arg) <= 1000:
             raise UsageError(f"limit {limit_arg!r} is not a number from 1 to 1000", "send e.g. ?limit=20")
-        # Store reads wait on SQLite (a writer may hold it): off the event loop.
-        self.write_json(await asyncio.to_thread(_api().list_runs, path, limit=int(limit_arg)))
+        # Store reads wait on SQLite (a writer may hold it) or the network: off the event loop.
+        self.write_json(await asyncio.to_thread(_runs().runs_answer, path, int(limit_arg)))
 
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -161,7 +167,8 @@ class RunsHandler(NbopsHandler):
         # Returns once the run is recorded (the run goes on in a thread of this
         # process); preparing it reads and hashes files, so off the event loop.
         run_id = await asyncio.to_thread(_api().start_run, path, params, executor=executor)
-        self.write_json({"id": run_id}, status=201)
+        store = await asyncio.to_thread(_runs().describe_store, path)
+        self.write_json({"id": run_id, "store": store}, status=201)
 
 
 class PlanHandler(NbopsHandler):
@@ -180,14 +187,22 @@ class PlanHandler(NbopsHandler):
 
 
 class RunHandler(NbopsHandler):
-    """``GET /nbops/runs/<id>?path=``: one run with its stages."""
+    """``GET /nbops/runs/<id>?path=``: one run with its stages, its author and its store."""
 
     @tornado.web.authenticated
     async def get(self, run_id: str) -> None:
         path = self.query_path()
-        api = _api()
-        api.validate_run_id(run_id)
-        self.write_json(await asyncio.to_thread(api.get_run, run_id, path=path))
+        _api().validate_run_id(run_id)
+        self.write_json(await asyncio.to_thread(_runs().run_answer, run_id, path))
+
+
+class StoreHandler(NbopsHandler):
+    """``GET /nbops/store?path=``: the run store of a notebook (settings resolved as the CLI does; no password)."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        path = self.query_path()
+        self.write_json(await asyncio.to_thread(_runs().describe_store, path))
 
 
 class StageNotebookHandler(NbopsHandler):
@@ -246,6 +261,7 @@ def setup_handlers(web_app: tornado.web.Application) -> None:
         [
             (url_path_join(base, "graph"), GraphHandler),
             (url_path_join(base, "plan"), PlanHandler),
+            (url_path_join(base, "store"), StoreHandler),
             (url_path_join(base, "runs"), RunsHandler),
             (url_path_join(base, "runs", part), RunHandler),
             (url_path_join(base, "runs", part, "stages", part, "notebook"), StageNotebookHandler),

@@ -59,3 +59,21 @@ def test_runs_view_and_text_table():
     assert "2026-11-30 01:30:00" in text and "k=3" in text and "acc=0.9" in text and "load:succeeded" in text
     assert "no runs yet" in repr(RunsView([], "demo.ipynb"))
     assert text_table(["a", "bb"], [["xxx", "y"]]) == "a    bb\nxxx  y"
+
+
+def test_a_run_says_who_ran_it_and_its_store_masked():
+    run = {**FAILED_RUN, "user": "alice", "host": "build-7", "store": "postgresql://alice:***@db/runs + s3://bucket"}
+    view = RunView(run)
+    text, html = repr(view), view._repr_html_()
+    assert "by        alice@build-7" in text and "store     postgresql://alice:***@db/runs + s3://bucket" in text
+    assert "by alice@build-7" in html and "postgresql://alice:***@db/runs" in html
+    # A run JSON without its store (api.run's result) shows the store the magic resolved.
+    assert "store     /nb/.nbops" in repr(RunView(FAILED_RUN, store="/nb/.nbops"))
+    assert "by " not in repr(RunView(FAILED_RUN))  # a record older than authors
+
+
+def test_runs_view_names_the_store_and_each_author():
+    runs = [{"id": "20261130-013000-ab12cd", "status": "succeeded", "user": "bob", "host": "laptop", "stages": []}]
+    text = repr(RunsView(runs, "demo.ipynb", store="postgresql://bob:***@db/runs"))
+    assert "store postgresql://bob:***@db/runs" in text
+    assert "bob@laptop" in text.splitlines()[-1]

@@ -106,7 +106,7 @@ async def test_a_link_in_the_run_folder_to_a_file_outside_is_never_served(jp_fet
 async def test_a_nan_metric_is_served_as_strict_json(jp_fetch, jp_root_dir, pipeline_notebook, tmp_path_factory):
     _record_run(jp_root_dir, jp_root_dir / pipeline_notebook, tmp_path_factory.mktemp("scratch"))
     listed = _strict((await jp_fetch("nbops", "runs", params={"path": pipeline_notebook})).body)
-    assert listed[0]["metrics"] == {"score": "nan", "up": "inf"}
+    assert listed["runs"][0]["metrics"] == {"score": "nan", "up": "inf"}
     run = _strict((await jp_fetch("nbops", "runs", RUN_ID, params={"path": pipeline_notebook})).body)
     assert run["stages"][0]["metrics"]["score"] == "nan"
 
@@ -116,7 +116,8 @@ async def test_reads_of_a_notebook_without_runs_make_no_folder(jp_fetch, jp_root
     folder.mkdir(parents=True)
     (folder / "x.ipynb").write_text((jp_root_dir / pipeline_notebook).read_text())
     path = "new/dir/x.ipynb"
-    assert json.loads((await jp_fetch("nbops", "runs", params={"path": path})).body) == []
+    assert json.loads((await jp_fetch("nbops", "runs", params={"path": path})).body)["runs"] == []
+    await jp_fetch("nbops", "store", params={"path": path})
     code, answer = await _error(jp_fetch("nbops", "runs", RUN_ID, params={"path": path}))
     assert code == 404 and "no runs yet" in answer["message"]
     code, answer = await _error(jp_fetch("nbops", "runs", RUN_ID, "stages", "load", "notebook", params={"path": path}))

@@ -13,6 +13,7 @@ ROUTES = [
     ("POST", ("nbops", "graph")),
     ("GET", ("nbops", "graph")),
     ("GET", ("nbops", "plan")),
+    ("GET", ("nbops", "store")),
     ("GET", ("nbops", "runs")),
     ("POST", ("nbops", "runs")),
     ("GET", ("nbops", "runs", "20261130-013000-ab12cd")),
@@ -193,7 +194,8 @@ async def test_start_a_run_poll_it_and_read_an_executed_notebook(jp_fetch, pipel
     assert "positive_rate" in run["metrics"]
 
     listed = json.loads((await jp_fetch("nbops", "runs", params={"path": pipeline_notebook})).body)
-    assert listed[0]["id"] == run_id
+    assert listed["runs"][0]["id"] == run_id
+    assert listed["store"]["kind"] == "sqlite"
 
     response = await jp_fetch("nbops", "runs", run_id, "stages", "evaluate", "notebook", params={"path": pipeline_notebook})
     notebook = json.loads(response.body)
