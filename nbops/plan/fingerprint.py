@@ -12,6 +12,14 @@ A remote source that cannot be re-checked now (no network, no credentials,
 no version field) counts as changed: reusing a result silently when we cannot
 tell is the one wrong answer. The detail says so. ``unseen`` sources (a SQL
 query, an HTTP call) never invalidate; the run reports them instead.
+
+A team shares one store, so a record made in one checkout is checked in
+another: a dep names where it is *relative to the notebook's folder* (``path``),
+never the absolute path of the checkout that recorded it, and ``changed_deps``
+looks for it beside the notebook being run now. Checking the recorder's copy
+instead would reuse a result although this checkout's data differs. Only a file
+the stage named by an absolute path outside that folder (``/shared/data.csv``)
+keeps its absolute path: every checkout reads that very file.
 """
 
 from __future__ import annotations
@@ -92,7 +100,8 @@ class HashMemo:
 
 
 def deps_from_records(records: list[dict], cwd: str, memo: HashMemo) -> list[dict]:
-    """The kernel's ``reads`` records as deps with fingerprints, one per ``key``, sorted."""
+    """The kernel's ``reads`` records as deps with fingerprints, one per ``key``, sorted.
+    ``cwd``: the notebook's folder, which the paths in the deps are relative to."""
     files = [r["abspath"] for r in records if r.get("kind") in ("file", "module")]
     dirs = [r["abspath"] for r in records if r.get("kind") == "dir"]
     listings = {d: _listing(d) for d in dict.fromkeys(dirs)}
@@ -102,21 +111,16 @@ def deps_from_records(records: list[dict], cwd: str, memo: HashMemo) -> list[dic
         kind = r.get("kind")
         if kind == "file":
             p = r["abspath"]
-            deps[f"file:{p}"] = {"kind": "file", "key": f"file:{p}", "path": _shown(p, cwd), "abspath": p, "size": _size(p), "sha256": hashes[p]}
+            where = _where(p, r.get("path"), cwd)
+            deps[f"file:{where}"] = {"kind": "file", "key": f"file:{where}", "path": where, "size": _size(p), "sha256": hashes[p]}
         elif kind == "dir":
             p = r["abspath"]
+            where = _where(p, None, cwd)
             count, digest = _listing_digest(listings[p], hashes)
-            deps[f"dir:{p}"] = {"kind": "dir", "key": f"dir:{p}", "path": _shown(p, cwd), "abspath": p, "count": count, "listing_sha256": digest}
+            deps[f"dir:{where}"] = {"kind": "dir", "key": f"dir:{where}", "path": where, "count": count, "listing_sha256": digest}
         elif kind == "module":
             p = r["abspath"]
-            deps[f"module:{r['name']}"] = {
-                "kind": "module",
-                "key": f"module:{r['name']}",
-                "name": r["name"],
-                "path": _shown(p, cwd),
-                "abspath": p,
-                "sha256": hashes[p],
-            }
+            deps[f"module:{r['name']}"] = {"kind": "module", "key": f"module:{r['name']}", "name": r["name"], "path": _where(p, None, cwd), "sha256": hashes[p]}
         elif kind == "remote":
             found = {k: r[k] for k in r if k not in ("kind", "url", "error")}
             fingerprint = found or remote_fingerprint(r["url"])[0]
@@ -132,26 +136,27 @@ def deps_from_records(records: list[dict], cwd: str, memo: HashMemo) -> list[dic
 def changed_deps(deps: list[dict], cwd: str, memo: HashMemo, current_packages: Mapping[str, str]) -> list[dict]:
     """What differs now from the recorded ``deps``: ``[{"kind", "detail"}]``; empty = still valid.
 
-    ``cwd`` is kept for callers that stored relative paths; the deps carry absolute ones.
-    """
-    listings = {d["abspath"]: _listing(d["abspath"]) for d in deps if d["kind"] == "dir"}
-    files = [d["abspath"] for d in deps if d["kind"] in ("file", "module")]
+    ``cwd`` is the folder of the notebook being run now: a relative ``path`` is
+    looked for there, whichever checkout recorded the dep."""
+    located = {id(d): _located(d, cwd) for d in deps if d["kind"] in ("file", "dir", "module")}
+    listings = {located[id(d)]: _listing(located[id(d)]) for d in deps if d["kind"] == "dir"}
+    files = [located[id(d)] for d in deps if d["kind"] in ("file", "module")]
     hashes = memo.sha256_many(files + [f for names in listings.values() for f in _listed_files(names)])
     packages = {_normal(name): version for name, version in current_packages.items()}
     changes = []
     for d in deps:
         kind = d["kind"]
         if kind == "file":
-            detail = _file_change(d["path"], d["sha256"], hashes[d["abspath"]])
+            detail = _file_change(d["path"], d["sha256"], hashes[located[id(d)]])
             if detail:
                 changes.append({"kind": INPUT, "detail": detail})
         elif kind == "dir":
-            count, digest = _listing_digest(listings[d["abspath"]], hashes)
+            count, digest = _listing_digest(listings[located[id(d)]], hashes)
             if digest != d["listing_sha256"]:
                 what = "was deleted" if digest is None else ("appeared" if d["listing_sha256"] is None else f"changed ({d['count']} → {count} entries)")
                 changes.append({"kind": INPUT, "detail": f"folder {d['path']} {what}"})
         elif kind == "module":
-            now = hashes[d["abspath"]]
+            now = hashes[located[id(d)]]
             if now != d["sha256"]:
                 what = "was deleted" if now is None else "changed"
                 changes.append({"kind": CODE, "detail": f"module {d['name']} ({d['path']}) {what}"})
@@ -213,9 +218,39 @@ def _listing_digest(listing: Listing | None, hashes: Mapping[str, str | None]) -
     return len(listing), h.hexdigest()
 
 
-def _shown(abspath: str, cwd: str) -> str:
-    rel = os.path.relpath(abspath, cwd)
-    return abspath if rel.startswith("..") else rel
+def _where(abspath: str, named: str | None, cwd: str) -> str:
+    """Where a dep is, as every checkout finds it: relative to the notebook's folder ``cwd``,
+    unless the stage ``named`` an absolute path outside that folder (that very file, for everyone).
+
+    The name the stage used wins when it still leads to the file from the notebook's folder
+    (a symlink in the checkout is followed anew in each checkout). Relative even outside the
+    folder (``../data/x.csv``, a module in ``../src``): another checkout reads its own copy
+    there; at worst nothing is there and the stage runs again, never reused on the strength
+    of a file the checkout being run does not read."""
+    home = os.path.abspath(cwd)
+    if named:
+        as_named = os.path.normpath(os.path.join(home, named))  # an absolute ``named`` stays as it is
+        if os.path.realpath(as_named) == abspath:  # named from the notebook's folder (no chdir since)
+            return as_named if os.path.isabs(named) and not _inside(as_named, home) else os.path.relpath(as_named, home)
+    real_home = os.path.realpath(cwd)
+    for base in dict.fromkeys((real_home, home)):
+        if _inside(abspath, base):
+            return os.path.relpath(abspath, base)
+    if named and os.path.isabs(named):
+        return abspath
+    return os.path.relpath(abspath, real_home)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _located(dep: Mapping, cwd: str) -> str:
+    """The absolute path to check a file, folder or module dep at now. Records made before
+    paths were relative carry ``abspath`` too; their ``path`` was already relative to the
+    notebook's folder when inside it, so both kinds are found beside the notebook run now."""
+    path = dep.get("path") or dep["abspath"]
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(cwd, path))
 
 
 def _size(path: str) -> int | None:
