@@ -71,6 +71,7 @@ def run_to_json(run: Mapping[str, Any]) -> dict[str, Any]:
             pass
     return {
         "id": run["id"], "status": run["status"], "notebook": run.get("notebook"), "kind": run.get("kind"),
+        "user": run.get("user"), "host": run.get("host"),
         "parent_id": run.get("parent_id"), "study": run.get("study"), "trial": run.get("trial"),
         "started_at": iso(run.get("started_at")), "ended_at": iso(ended),
         "duration_s": round(ended - run["started_at"], 3) if ended else None,
@@ -112,7 +113,8 @@ def _store_of_run(run_id: str, path, store) -> RunStore:
         raise NotFoundError(f"no run {run_id}: {exc.message}", exc.fix) from None
 
 
-def list_runs(path: str | os.PathLike | None = None, *, store=None, limit: int = 50, study: str | None = None) -> list[dict]:
+def list_runs(path: str | os.PathLike | None = None, *, store=None, limit: int = 50, study: str | None = None, user: str | None = None) -> list[dict]:
+    """Newest first, of ``path``'s notebook when given (and by ``user`` when given); each row names its ``store``."""
     try:
         rs = _store_for(path, store)
     except NotFoundError:
@@ -122,19 +124,21 @@ def list_runs(path: str | os.PathLike | None = None, *, store=None, limit: int =
         notebook = str(Path(path).resolve())
     elif path is not None:
         notebook = str(load_pipeline(path).source_notebook)
-    runs = rs.list_runs(notebook=notebook, study=study, limit=limit)
+    runs = rs.list_runs(notebook=notebook, study=study, user=user, limit=limit)
     out = []
     for r in runs:
         j = run_to_json(r)
-        out.append(
-            {k: j[k] for k in ("id", "status", "started_at", "ended_at", "duration_s", "notebook", "params", "metrics", "kind", "study", "trial")}
-            | {"stages": [{"name": s["name"], "status": s["status"]} for s in j["stages"]]}
-        )
+        out.append({k: j[k] for k in _LISTED} | {"store": rs.location, "stages": [{"name": s["name"], "status": s["status"]} for s in j["stages"]]})
     return out
 
 
+_LISTED = ("id", "status", "started_at", "ended_at", "duration_s", "notebook", "params", "metrics", "kind", "study", "trial", "user", "host")
+
+
 def get_run(run_id: str, *, path=None, store=None) -> dict:
-    return run_to_json(_store_of_run(run_id, path, store).get_run(validate_run_id(run_id)))
+    """One run as JSON, with the ``store`` it lives in (its location, password masked)."""
+    rs = _store_of_run(run_id, path, store)
+    return run_to_json(rs.get_run(validate_run_id(run_id))) | {"store": rs.location}
 
 
 def stage_notebook(run_id: str, stage: str, *, path=None, store=None) -> Path:
@@ -170,7 +174,7 @@ def why(run_id: str, stage: str | None = None, *, path=None, store=None) -> dict
         stages = [s for s in stages if s["name"] == stage]
         if not stages:
             raise NotFoundError(f"run {run_id} has no stage {stage!r}", f"stages: {', '.join(s['name'] for s in run_['stages'])}")
-    return {"run_id": run_id, "notebook": run_["notebook"], "stages": stages}
+    return {"run_id": run_id, "notebook": run_["notebook"], "store": run_["store"], "stages": stages}
 
 
 def differences(a: dict, b: dict, tolerance: float = 0.0) -> list[dict]:
@@ -225,7 +229,7 @@ def diff_runs(run_a: str, run_b: str, *, path=None, store=None) -> dict:
             text_a = _stage_code(spec_a, sa) if sa else []
             text_b = _stage_code(spec_b, sb) if sb else []
             code[name] = "".join(difflib.unified_diff(text_a, text_b, f"{run_a}/{name}", f"{run_b}/{name}"))
-    return {"a": run_a, "b": run_b, "params": params, "metrics": metrics, "code": code,
+    return {"a": run_a, "b": run_b, "store": rs.location, "params": params, "metrics": metrics, "code": code,
             "status": {"a": a["status"], "b": b["status"]},
             "reasons": _diff_reasons(rs.get_run(run_a), rs.get_run(run_b)), "data": _diff_data(a, b)}  # fmt: skip
 

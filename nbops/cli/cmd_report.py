@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from nbops.cli.options import add_store_options
+
 __all__ = ["register"]
 
 
@@ -16,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
     p.add_argument("run", metavar="RUN", help="a run id, or 'latest' for the newest run in the store")
     p.add_argument("-o", "--output", required=True, metavar="HTML", help="where to write the page")
     p.add_argument("--notebook", help="the run's notebook (finds its store)")
-    p.add_argument("--store", help="run store folder (default: .nbops beside the notebook, or $NBOPS_STORE)")
+    add_store_options(p)
     p.add_argument("--plotlyjs", choices=("inline", "cdn"), default="inline",
                    help="inline plotly.js in the page (readable offline; default) or load it from its CDN")  # fmt: skip
     return {"report": _cmd_report}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from nbops.cli.options import add_run_options
+from nbops.cli.options import add_run_options, add_store_options
 
 __all__ = ["register"]
 
@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
     add_run_options(p, cache=False, store=False)
     p.add_argument("--junit", metavar="XML", help="write a JUnit report here (one testcase per stage and per check)")
     p.add_argument("--artifacts", metavar="DIR", help="copy the executed stage notebooks here (default: <junit stem>-artifacts/)")
-    p.add_argument("--store", help="run store to use and keep, e.g. for nbops report (default: a fresh temporary one, removed afterwards)")
+    add_store_options(
+        p, store_help="run store to use and keep, e.g. for nbops report: a folder or a postgresql:// URL (default: a fresh temporary one, removed afterwards)"
+    )
     return {"test": _cmd_test}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from nbops.cli.options import STORE_HELP
+from nbops.cli.options import add_store_options
 
 __all__ = ["register"]
 
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
     p.add_argument("run", metavar="RUN", help="a run id, latest, or latest~N")
     p.add_argument("stage", nargs="?", metavar="STAGE", help="only this stage")
     p.add_argument("--notebook", help="the run's notebook (finds its store)")
-    p.add_argument("--store", help=STORE_HELP)
+    add_store_options(p)
     p.add_argument("--json", action="store_true", help="print the reasons as JSON")
     return {"why": _cmd_why}
 

@@ -9,6 +9,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 # jsonschema (imported by nbformat and papermill) imports rfc3987_syntax when it is
@@ -18,7 +20,7 @@ from typing import Any
 if "rfc3987_syntax" not in sys.modules:
     sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
 
-from nbops.cli.options import STORE_HELP, add_run_options, positive_int  # noqa: E402
+from nbops.cli.options import add_run_options, add_store_options, positive_int  # noqa: E402
 from nbops.errors import NbopsError, RunFailed  # noqa: E402
 
 __all__ = ["main", "build_parser"]
@@ -49,19 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     runs.required = True
     p = runs.add_parser("ls", help="runs, newest first")
     p.add_argument("--notebook", help="only runs of this notebook (and its store)")
-    p.add_argument("--store", help=STORE_HELP)
+    add_store_options(p)
+    p.add_argument("--user", metavar="NAME", help="only runs by this user (NBOPS_USER or the OS user of whoever ran them)")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p = runs.add_parser("show", help="one run: stages, why each ran or was reused, metrics, checks, errors")
     p.add_argument("run", help="a run id, latest, or latest~N")
     p.add_argument("--notebook")
-    p.add_argument("--store", help=STORE_HELP)
+    add_store_options(p)
     p.add_argument("--json", action="store_true")
     p = runs.add_parser("diff", help="parameters, metrics, code and data that differ between two runs, and why")
     p.add_argument("run_a", help="a run id, latest or latest~N (e.g. latest~1)")
     p.add_argument("run_b", help="a run id, latest or latest~N")
     p.add_argument("--notebook")
-    p.add_argument("--store", help=STORE_HELP)
+    add_store_options(p)
     p.add_argument("--json", action="store_true")
 
     for name, help_ in (("resume", "continue a failed run from the failed stage"), ("rerun", "run again without cache; report differences")):
@@ -74,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a run id, latest, or latest~N")
     p.add_argument("stage")
     p.add_argument("--notebook")
-    p.add_argument("--store", help=STORE_HELP)
+    add_store_options(p)
 
     # Commands that live in their own modules (test, report, sweep): each
     # module has register(subparsers) -> {command name: handler}.
@@ -192,7 +195,7 @@ def _cmd_runs(a: argparse.Namespace) -> int:
     from nbops.cli import render
 
     if a.runs_command == "ls":
-        runs = api.list_runs(a.notebook, store=a.store, limit=a.limit)
+        runs = api.list_runs(a.notebook, store=a.store, limit=a.limit, user=a.user)
         render.print_json(runs) if a.json else render.runs_table(runs)
     elif a.runs_command == "show":
         run = api.get_run(run_id(a, a.run), **_where(a))
@@ -247,6 +250,24 @@ def _second_ctrl_c(signum: int, frame: Any) -> None:
     os._exit(130)
 
 
+@contextmanager
+def _objects_setting(objects: str | None) -> Iterator[None]:
+    """``--objects``: handed to the settings resolver as $NBOPS_OBJECTS, which kernels and
+    subprocesses of the command inherit too; put back afterwards (main() also runs in-process)."""
+    if not objects:
+        yield
+        return
+    saved = os.environ.get("NBOPS_OBJECTS")
+    os.environ["NBOPS_OBJECTS"] = objects
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("NBOPS_OBJECTS", None)
+        else:
+            os.environ["NBOPS_OBJECTS"] = saved
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -254,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _first_ctrl_c) if in_main else None
     try:
-        return COMMANDS[args.command](args)
+        with _objects_setting(getattr(args, "objects", None)):
+            return COMMANDS[args.command](args)
     except NbopsError as exc:
         print(f"nbops: error: {exc.render()}", file=sys.stderr)
         return exc.exit_code

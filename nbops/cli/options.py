@@ -2,16 +2,24 @@
 
 ``nbops run``, ``resume``/``rerun``, ``test`` and ``sweep`` take the same
 parameter, executor and store flags; each asks here for the groups it needs,
-so a flag reads and behaves the same in every command.
+so a flag reads and behaves the same in every command. ``--store`` and
+``--objects`` come from ``add_store_options`` wherever a command takes a store.
 """
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_run_options", "positive_int", "STORE_HELP"]
+__all__ = ["add_run_options", "add_store_options", "positive_int", "STORE_HELP", "OBJECTS_HELP"]
 
-STORE_HELP = "run store folder (default: .nbops beside the notebook, or $NBOPS_STORE)"
+STORE_HELP = (
+    "run store: a folder (SQLite) or a postgresql://USER@HOST:PORT/DB URL "
+    "(default: $NBOPS_STORE, then nbops.toml or [tool.nbops] in pyproject.toml found upward, then .nbops beside the notebook)"
+)
+OBJECTS_HELP = (
+    "where the store keeps its objects: a folder or an fsspec URL (s3://BUCKET/PREFIX, gs://, az://, file:///shared) "
+    "(default: $NBOPS_OBJECTS, then nbops.toml / [tool.nbops], then objects/ in the store)"
+)
 
 
 def positive_int(text: str) -> int:
@@ -50,6 +58,13 @@ def add_run_options(
     if metrics:
         p.add_argument("--metric", action="append", default=[], metavar="NAME", help="record a scalar variable as a metric")
     if store:
-        p.add_argument("--store", help=STORE_HELP)
+        add_store_options(p)
     if as_json:
         p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def add_store_options(p: argparse.ArgumentParser, *, store_help: str = STORE_HELP, store_group: argparse._ActionsContainer | None = None) -> None:
+    """``--store`` (into ``store_group`` when it is one of a mutually exclusive pair) and ``--objects``.
+    ``main`` hands ``--objects`` to the settings resolver through $NBOPS_OBJECTS, so kernels and subprocesses see it too."""
+    (store_group or p).add_argument("--store", help=store_help)
+    p.add_argument("--objects", metavar="URL", help=OBJECTS_HELP)

@@ -14,8 +14,8 @@ from nbops.status import COLOUR, DONE_OK, FAILED, ICON, RUNNING
 from nbops.text import cell_ref, format_number, to_json_text
 
 __all__ = [
-    "console", "err_console", "print_json", "RunProgress", "graph_text", "runs_table", "run_detail", "diff_text",
-    "pairs", "error_where", "styled_status", "reason_text", "why_text", "plan_text", "differences", "compared", "escape",
+    "console", "err_console", "print_json", "RunProgress", "graph_text", "author", "runs_table", "run_detail", "diff_text",
+    "pairs", "counted", "error_where", "styled_status", "reason_text", "why_text", "plan_text", "differences", "compared", "escape",
 ]  # fmt: skip
 
 # Not a terminal (pipes, CI logs): wide lines rather than tables squeezed to 80 columns.
@@ -114,9 +114,15 @@ def graph_text(g: dict) -> None:
         err_console.print(f"[yellow]warning:[/] {escape(where + ': ' if where else '')}{escape(w['message'])}\n  fix: {escape(w['fix'])}")
 
 
+def author(run: dict) -> str:
+    """``alice@laptop``: who ran a run and where ("" for runs recorded before nbops kept it)."""
+    user, host = run.get("user"), run.get("host")
+    return f"{user or '?'}@{host}" if host else (user or "")
+
+
 def runs_table(runs: list[dict]) -> None:
     table = Table(box=None, pad_edge=False)
-    for col in ("run", "status", "started", "duration", "kind"):
+    for col in ("run", "status", "started", "duration", "kind", "author"):
         table.add_column(col, no_wrap=True)
     for col in ("params", "metrics"):
         table.add_column(col, overflow="fold")
@@ -124,7 +130,7 @@ def runs_table(runs: list[dict]) -> None:
         table.add_row(
             r["id"], styled_status(r["status"]), (r["started_at"] or "")[:19].replace("T", " "),
             f"{r['duration_s']:.1f}s" if r.get("duration_s") is not None else "", r.get("kind") or "",
-            escape(pairs(r["params"])), escape(pairs(r["metrics"])),
+            escape(author(r)), escape(pairs(r["params"])), escape(pairs(r["metrics"])),
         )  # fmt: skip
     console.print(table if runs else "no runs yet")
 
@@ -133,7 +139,11 @@ def run_detail(run: dict) -> None:
     con = console
     con.print(f"[bold]run {run['id']}[/]  " + styled_status(run["status"]) + f"  {run.get('kind') or ''}"
               + (f" of {run['parent_id']}" if run.get("parent_id") else ""))  # fmt: skip
-    con.print(f"notebook  {run['notebook']}")
+    con.print(f"notebook  {escape(str(run['notebook']))}")
+    if author(run):
+        con.print(f"author    {escape(author(run))}")
+    if run.get("store"):
+        con.print(f"store     {escape(run['store'])}")
     con.print(f"started   {run['started_at']}  duration {run['duration_s'] if run['duration_s'] is not None else '-'} s")
     git = run.get("git") or {}
     if git:
@@ -248,10 +258,10 @@ def differences(diffs: list[dict], *, outputs: int, metrics: int, label: str = "
     """The verdict of a comparison (rerun, --repeat): "identical: ..." or what differs, then a table of it."""
     con = con or err_console
     if not diffs:
-        con.print(f"[{COLOUR['succeeded']}]identical:[/] {_count(outputs, 'output')}, {_count(metrics, 'metric')} compared")
+        con.print(f"[{COLOUR['succeeded']}]identical:[/] {counted(outputs, 'output')}, {counted(metrics, 'metric')} compared")
         return
     names = ", ".join(f"{d['kind']} {d['name']}" for d in diffs[:5]) + (", ..." if len(diffs) > 5 else "")
-    con.print(f"[{COLOUR[FAILED]}]{label}:[/] {escape(names)} ({len(diffs)} of {_count(outputs, 'output')} and {_count(metrics, 'metric')} compared)")
+    con.print(f"[{COLOUR[FAILED]}]{label}:[/] {escape(names)} ({len(diffs)} of {counted(outputs, 'output')} and {counted(metrics, 'metric')} compared)")
     table = Table(box=None, pad_edge=False)
     for col in ("", "stage", "name", "first", "second"):
         table.add_column(col, overflow="fold")
@@ -264,7 +274,7 @@ def differences(diffs: list[dict], *, outputs: int, metrics: int, label: str = "
     con.print(table)
 
 
-def _count(n: int, noun: str) -> str:
+def counted(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
