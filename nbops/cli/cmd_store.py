@@ -142,6 +142,9 @@ def _cmd_copy(a: argparse.Namespace) -> int:
     dst = _copy_end(a.dst, a.to_objects, create=True)
     if src.location == dst.location and src.describe()["objects"] == dst.describe()["objects"]:
         raise UsageError(f"SRC and DST are the same store ({src.location})", "name two different stores")
+    if dst.is_database and not dst.objects.shared:
+        render.err_console.print(render.escape(f"nbops: warning: the objects of {dst.location} are the local folder {dst.objects.location}: "
+                                               "others reading this store will not find them\n  fix: --to-objects URL (or NBOPS_OBJECTS, nbops.toml)"))  # fmt: skip
     # latest / latest~N mean what they mean to 'nbops runs show --store SRC'.
     run_ids = [resolve_run_id(r, store=a.src) for r in a.runs] if a.runs else None
     result = copy_runs(src, dst, run_ids)
