@@ -135,8 +135,8 @@ def _layout(revision: str | None) -> int | None:
 
 def _cmd_copy(a: argparse.Namespace) -> int:
     from nbops.cli import render
-    from nbops.cli.store_copy import copy_runs
     from nbops.report import resolve_run_id
+    from nbops.store.copy import copy_runs
 
     src = _copy_end(a.src, a.from_objects, create=False)
     dst = _copy_end(a.dst, a.to_objects, create=True)

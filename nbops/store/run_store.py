@@ -203,19 +203,24 @@ class RunStore:
 
     def last_execution(self, notebook: str, stage: str, before: float | None = None) -> dict[str, Any] | None:
         """The newest record of ``stage`` of ``notebook`` that ran or was reused
-        (the baseline a new run's cache decision is explained against)."""
-        query = (
-            sa.select(stages)
-            .join(runs, runs.c.id == stages.c.run_id)
-            .where(runs.c.notebook == notebook, stages.c.name == stage, stages.c.status.in_(("succeeded", "cached")), stages.c.key_parts != "{}")
-            .order_by(stages.c.started_at.desc())
-            .limit(1)
-        )
-        if before is not None:
-            query = query.where(stages.c.started_at < before)
-        with self.db.read() as c:
-            row = c.execute(query).mappings().first()
-        return None if row is None else _load(row, JSON_STAGE)
+        (the baseline a new run's cache decision is explained against). In a team
+        store a colleague's checkout of the same notebook lives at another path:
+        when this path has no record, the newest one of a notebook of the same name is the baseline."""
+        for same in (runs.c.notebook == notebook, runs.c.notebook.endswith("/" + Path(notebook).name, autoescape=True)):
+            query = (
+                sa.select(stages)
+                .join(runs, runs.c.id == stages.c.run_id)
+                .where(same, stages.c.name == stage, stages.c.status.in_(("succeeded", "cached")), stages.c.key_parts != "{}")
+                .order_by(stages.c.started_at.desc())
+                .limit(1)
+            )
+            if before is not None:
+                query = query.where(stages.c.started_at < before)
+            with self.db.read() as c:
+                row = c.execute(query).mappings().first()
+            if row is not None:
+                return _load(row, JSON_STAGE)
+        return None
 
     def mark_interrupted(self) -> None:
         """Runs whose driver died (SIGKILL, power loss) are 'interrupted', not 'running' forever."""

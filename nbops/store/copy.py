@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import CorruptObjectError
+from nbops.runtime.files import sha256_file
 from nbops.status import RUNNING
-from nbops.store import RunStore, sha256_file
 from nbops.store.maintenance import references
+from nbops.store.run_store import RunStore
 
 __all__ = ["copy_runs"]
 
