@@ -66,7 +66,8 @@ class StageOutcome:
     error: StageErrorInfo | None = None
     # Where it ran: host, pid, gpu ids, CUDA_VISIBLE_DEVICES, ray node id...
     worker: dict[str, Any] = field(default_factory=dict)
-    # For remote executors: files of <artifact_dir>/<stage>/ brought back.
+    # For remote executors: files of <artifact_dir>/<stage>/ brought back (with shared
+    # objects: only the records and ingest.OBJECT_INDEX, which names the rest by digest).
     output_files: dict[str, bytes] | None = None
 
 
@@ -74,6 +75,10 @@ class Executor(abc.ABC):
     """Runs stage tasks. Subclasses: ``LocalExecutor``, ``RayExecutor``."""
 
     name: str = "?"
+    # True when the stages read their inputs from the store's objects themselves (Ray
+    # workers with shared objects): the driver need not copy reused outputs into
+    # artifact_dir. Otherwise every input must be a file there (ingest.materialize_inputs).
+    reads_objects: bool = False
 
     @abc.abstractmethod
     def submit(self, task: StageTask) -> Future:

@@ -4,26 +4,38 @@ After a stage, its folder ``<run>/artifacts/<stage>/`` holds the outputs it
 saved (with ``manifest.json``), the records it wrote (metrics, checks, files
 it read) and the executed notebook beside it. The driver moves every byte
 into the content-addressed objects and returns what the stage record keeps.
+
+With shared objects a Ray worker stores a stage's payload files itself and the
+driver gets only the records and ``_nbops/objects.json`` (``OBJECT_INDEX``:
+{relative path: {sha256, bytes}}). A file named there may be absent from the
+folder: it is recorded from the index (after a cheap check that the object is
+there with that size), never downloaded, and whoever needs its bytes on this
+machine materializes it (``materialize_inputs``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from nbops.execute.base import StageOutcome
 from nbops.plan.secrets import MASK, Scrubber
-from nbops.runtime.context import read_records
+from nbops.runtime.context import RECORD_DIR, read_records
 from nbops.runtime.files import write_atomic
 from nbops.runtime.marshal import MANIFEST, SCALARS
 from nbops.spec import StageSpec
 from nbops.store import RunStore
 
-__all__ = ["StageIngest", "error_record", "write_manifest", "write_returned_files", "MAX_TRACEBACK"]
+__all__ = [
+    "StageIngest", "error_record", "write_manifest", "write_returned_files", "read_object_index", "materialize_inputs",
+    "is_record_file", "OBJECT_INDEX", "MAX_TRACEBACK",
+]  # fmt: skip
 
 MAX_TRACEBACK = 20000  # characters kept in the record; the executed notebook has it all
+OBJECT_INDEX = f"{RECORD_DIR}/objects.json"  # in a stage folder: its files that are in the objects
 
 
 class StageIngest:
@@ -32,6 +44,12 @@ class StageIngest:
     def __init__(self, store: RunStore, out_dir: Path, secret_names: list[str], scrub: Scrubber | None = None):
         self.store, self.out_dir, self.secret_names = store, out_dir, secret_names
         self.scrub = scrub or Scrubber(())
+
+    @cached_property
+    def in_objects(self) -> dict[str, dict]:
+        """The folder's files that a worker stored in the objects itself (read once the
+        returned files are written: the scheduler makes this before writing them)."""
+        return read_object_index(self.out_dir)
 
     def records(self, kind: str) -> list[dict]:
         """What the stage recorded (metrics, checks, reads), secret values masked."""
@@ -56,14 +74,25 @@ class StageIngest:
         outputs = {}
         for var in stage.outputs:
             meta = dict(manifest[var])
-            file = self.out_dir / meta["file"]
-            size = file.stat().st_size
-            # A digest the stage computed while writing is trusted only for the same size.
-            known = meta.get("sha256") if meta.get("bytes") == size else None
-            meta["bytes"] = size
-            meta["sha256"] = self.store.objects.put_file(file, move=True, digest=known)
+            meta["sha256"], meta["bytes"] = self._stored(meta["file"], meta)
             outputs[var] = meta
         return outputs
+
+    def _stored(self, rel: str, meta: dict | None = None) -> tuple[str, int]:
+        """(sha256, bytes) of a file of the stage folder, which is in the objects after this.
+
+        A file only in the objects (a Ray worker stored it) is checked there, not read."""
+        file = self.out_dir / rel
+        entry = self.in_objects.get(rel)
+        if entry is not None and not file.exists():
+            problem = self.store.objects.check(entry["sha256"], entry["bytes"])
+            if problem:
+                raise OSError(f"{rel} was stored by the worker as object {entry['sha256'][:12]}, which is {problem} in {self.store.objects.location}")
+            return entry["sha256"], entry["bytes"]
+        size = file.stat().st_size
+        # A digest the stage computed while writing is trusted only for the same size.
+        known = meta.get("sha256") if meta and meta.get("bytes") == size else None
+        return self.store.objects.put_file(file, move=True, digest=known), size
 
     def scalars(self) -> dict[str, Any]:
         try:
@@ -75,10 +104,10 @@ class StageIngest:
         """Artifacts the stage kept with ``nbops.log_artifact``."""
         logged = []
         for rec in self.records("artifacts"):
-            file = self.out_dir / "_logged" / rec["file"]
-            if file.exists():
-                size = file.stat().st_size
-                logged.append({**rec, "sha256": self.store.objects.put_file(file, move=True), "bytes": size})
+            rel = f"_logged/{rec['file']}"
+            if rel in self.in_objects or (self.out_dir / rel).exists():
+                digest, size = self._stored(rel)
+                logged.append({**rec, "sha256": digest, "bytes": size})
         return logged
 
 
@@ -117,10 +146,40 @@ def error_record(outcome: StageOutcome, scrub: Scrubber | None = None) -> dict[s
 
 
 def write_manifest(folder: Path, stage: str, outputs: dict[str, dict]) -> None:
-    """The manifest a consumer reads, for outputs reused from the store."""
+    """The manifest a consumer reads, for outputs reused from the store, and their
+    object index: an executor whose workers read the objects sends digests, not bytes."""
     keep = ("file", "serializer", "type", "series")
     manifest = {"stage": stage, "outputs": {v: {k: m[k] for k in keep if k in m} for v, m in outputs.items()}}
     write_atomic(folder / stage / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+    index = {m["file"]: {"sha256": m["sha256"], "bytes": m["bytes"]} for m in outputs.values() if m.get("sha256") and m.get("bytes") is not None}
+    write_atomic(folder / stage / OBJECT_INDEX, json.dumps(index, indent=1, sort_keys=True))
+
+
+def is_record_file(rel: str) -> bool:
+    """Files of a stage folder the driver reads itself (small, always sent back as bytes);
+    everything else is payload, which a worker with shared objects stores itself."""
+    return rel in (MANIFEST, SCALARS) or rel.startswith(f"{RECORD_DIR}/")
+
+
+def read_object_index(stage_folder: Path) -> dict[str, dict]:
+    """{relative path: {sha256, bytes}} of the folder's files that are in the objects ({} if none)."""
+    try:
+        return json.loads((stage_folder / OBJECT_INDEX).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def materialize_inputs(artifact_dir: Path, input_files: list[str], objects: Any) -> None:
+    """Bring ``<producer>/<file>`` inputs that are only in the objects into ``artifact_dir``,
+    for a stage that reads this machine's folder (the local executor); others are left alone."""
+    for rel in input_files:
+        target = artifact_dir / rel
+        if target.exists():
+            continue
+        producer, _, name = rel.partition("/")
+        entry = read_object_index(artifact_dir / producer).get(name)
+        if entry is not None:
+            objects.materialize(entry["sha256"], target, size=entry["bytes"])
 
 
 def write_returned_files(folder: Path, files: dict[str, bytes]) -> None:

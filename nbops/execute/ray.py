@@ -3,16 +3,33 @@
 A stage becomes one Ray task asking for the stage's ``num_gpus`` / ``num_cpus``
 / ``memory``. Nothing on a worker reads the driver's filesystem:
 
-- the stage notebook and the upstream files it reads (``StageTask.input_files``)
-  travel as object refs (``ray.put`` once per file, shared by every consumer);
+- the stage notebook travels as an object ref (``ray.put`` once per file);
 - the source notebook's folder (the stages' working directory, for relative
   data paths) travels as the job's ``runtime_env`` ``working_dir``, without the
   run store and big files; the ``nbops`` package travels as a ``py_module``;
 - the task rebuilds ``<artifact_dir>/<upstream>/`` in a temp folder, runs the
-  stage with papermill (``run_stage``) on a fresh kernel, and sends back every
-  file of ``<artifact_dir>/<stage>/`` plus the executed notebook as bytes. The
-  driver writes the notebook to ``task.output_notebook``; the scheduler writes
-  the files and records them. Workers never open the run store.
+  stage with papermill (``run_stage``) on a fresh kernel, and sends back the
+  stage's records and the executed notebook as bytes. The driver writes the
+  notebook to ``task.output_notebook``; the scheduler writes the files and
+  records them (``execute/ingest.py``). Workers never open the run records.
+
+How upstream files and outputs travel depends on the store's objects
+(``outputs_via`` in each stage's ``worker`` record, and in ``describe()``):
+
+- shared objects (``store.objects.shared``: ``s3://``, ``gs://``, ``az://``, an
+  explicit ``file:///shared/path``): the worker is sent the objects' URL and,
+  for each upstream file, its sha256 and size; it materializes the inputs from
+  the objects (re-hashed), stores every output file there itself, and returns
+  only their digests and sizes (``ingest.OBJECT_INDEX``). No payload byte
+  passes through the driver, which records the outputs without reading them.
+  The URL carries no credentials: a worker reaches the objects with its own
+  environment (``AWS_*`` variables or an instance role, a mounted folder).
+  nbops forwards no environment variable; Ray's ``runtime_env`` here is only
+  ``working_dir`` and ``py_modules``, so the nodes' ``ray start`` environment
+  (or their instance role) must grant access, as it does for any Ray job.
+- objects only this machine reaches (the default ``.nbops/objects``): upstream
+  files travel as object refs (``ray.put`` once per file, shared by every
+  consumer) and every output file comes back as bytes in the task result.
 
 Ray's own retries are off (``max_retries=0``): a lost node or crashed worker
 comes back as a failed outcome marked ``retryable``, and the scheduler's
@@ -32,8 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from nbops.execute.base import Executor, StageErrorInfo, StageOutcome, StageTask
+from nbops.execute.ingest import read_object_index
 from nbops.execute.ray_cluster import connect, import_ray, infeasible, probe, resolve_address, runtime_env
-from nbops.execute.ray_worker import stage_on_worker
+from nbops.execute.ray_worker import VIA_DRIVER, VIA_OBJECTS, stage_on_worker
 
 __all__ = ["RayExecutor"]
 
@@ -74,6 +92,11 @@ class RayExecutor(Executor):
         self._refs: dict[tuple, Any] = {}  # (path, size, mtime) -> ObjectRef of the file's bytes
         self._nodes: tuple[float, list[dict]] = (0.0, [])
         self._closed = False
+        objects = getattr(store, "objects", None)
+        # Workers read and write the objects themselves when they can reach them; the scheduler
+        # asks this too (an executor that reads objects needs no input copied to this machine).
+        self.reads_objects = bool(getattr(objects, "shared", False))
+        self._objects_url: str | None = objects.location if self.reads_objects else None
         self.runtime_env = runtime_env(self.cwd, store, ship_nbops, excludes)
         self._owns_connection = not ray.is_initialized()
         self._task_env: dict | None = None
@@ -105,13 +128,24 @@ class RayExecutor(Executor):
         return fut
 
     def _ship(self, task: StageTask) -> tuple[Any, list[str], list[Any]]:
-        """Object refs of the stage notebook and of each upstream file it reads."""
+        """The stage notebook's object ref, and for each upstream file it reads its
+        {sha256, bytes} in the shared objects, else an object ref of its bytes."""
         notebook = self._put(Path(task.notebook))
-        names, refs = [], []
+        names, inputs = [], []
+        indexes: dict[str, dict] = {}
         for rel in task.input_files:
             names.append(rel)
-            refs.append(self._put(Path(task.artifact_dir) / rel))
-        return notebook, names, refs
+            entry = self._in_objects(Path(task.artifact_dir), rel, indexes) if self.reads_objects else None
+            inputs.append(entry if entry is not None else self._put(Path(task.artifact_dir) / rel))
+        return notebook, names, inputs
+
+    @staticmethod
+    def _in_objects(artifact_dir: Path, rel: str, indexes: dict[str, dict]) -> dict | None:
+        producer, _, name = rel.partition("/")
+        if producer not in indexes:
+            indexes[producer] = read_object_index(artifact_dir / producer)
+        entry = indexes[producer].get(name)
+        return None if entry is None else {"sha256": entry["sha256"], "bytes": entry["bytes"]}
 
     def _put(self, path: Path) -> Any:
         st = path.stat()
@@ -125,7 +159,7 @@ class RayExecutor(Executor):
         return ref
 
     def _launch(self, task: StageTask, args: tuple, fut: Future, submitted: float) -> None:
-        notebook, names, refs = args
+        notebook, names, inputs = args
         options: dict[str, Any] = dict(
             num_cpus=task.cpus,
             num_gpus=task.gpus,
@@ -138,7 +172,7 @@ class RayExecutor(Executor):
         if self._task_env is not None:
             options["runtime_env"] = self._task_env
         try:
-            ref = self._remote.options(**options).remote(task, notebook, names, *refs)
+            ref = self._remote.options(**options).remote(task, notebook, names, self._objects_url, *inputs)
         except Exception as exc:  # a broken connection: the scheduler's retry may find it back
             fut.set_result(_failed(task, submitted, StageErrorInfo(type(exc).__name__, f"could not submit to Ray: {exc}", retryable=True)))
             return
@@ -239,6 +273,7 @@ class RayExecutor(Executor):
             "nodes": len(nodes),
             "gpus": total("GPU"),
             "cpus": total("CPU"),
+            "outputs_via": VIA_OBJECTS if self.reads_objects else VIA_DRIVER,
         }
 
 
