@@ -35,7 +35,7 @@ def log_artifact(obj_or_path: Any, name: str) -> None:
 
     folder = ctx.out_dir / "_logged"
     folder.mkdir(parents=True, exist_ok=True)
-    if isinstance(obj_or_path, (str, os.PathLike)) and Path(obj_or_path).is_file():
+    if isinstance(obj_or_path, (str, os.PathLike)) and _is_file(obj_or_path):
         target = folder / f"{name}{Path(obj_or_path).suffix}"
         tmp = target.with_name(target.name + ".tmp")
         shutil.copyfile(obj_or_path, tmp)
@@ -44,6 +44,15 @@ def log_artifact(obj_or_path: Any, name: str) -> None:
     else:
         target, kind = marshal.save_value(folder, name, obj_or_path)
     ctx.record("artifacts", {"name": name, "file": target.name, "kind": kind})
+
+
+def _is_file(candidate: str | os.PathLike) -> bool:
+    """Whether a string names a file: a long text value (a report, a JSON dump) is not a
+    path, and asking the OS about it raises "File name too long"."""
+    try:
+        return Path(candidate).is_file()
+    except (OSError, ValueError):  # too long, or a NUL inside
+        return False
 
 
 def input(path: str | os.PathLike) -> str | os.PathLike:  # noqa: A001 - the public name is nbops.input
