@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ TRACK_READS_ENV = "NBOPS_TRACK_READS"  # "0": record no reads (benchmarks only)
 class StageContext:
     stage: str
     artifact_dir: Path
+    # kind -> an open O_APPEND descriptor of its .jsonl: a stage may log 100,000 metrics,
+    # and making the folder and opening the file per record cost 5x the record itself.
+    _fds: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def out_dir(self) -> Path:
@@ -43,16 +46,30 @@ class StageContext:
         """Append several records of ``kind`` in one write (a stage may read 10,000 files)."""
         if not payloads:
             return
-        folder = self.out_dir / RECORD_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(_jsonable(p), sort_keys=True) + "\n" for p in payloads)
+        text = "".join(json.dumps(_jsonable(p), sort_keys=True) + "\n" for p in payloads).encode()
         # One write() with O_APPEND: a crash can lose the last records but
         # never leaves a half line in the middle of the file.
-        fd = os.open(folder / f"{kind}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
+            os.write(self._fd(kind), text)
+        except OSError:  # the descriptor was closed under us (user code), or the folder removed
+            self._fds.pop(kind, None)
+            os.write(self._fd(kind), text)
+
+    def _fd(self, kind: str) -> int:
+        fd = self._fds.get(kind)
+        if fd is None:
+            folder = self.out_dir / RECORD_DIR
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = self._fds[kind] = os.open(folder / f"{kind}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        return fd
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
 
 
 _current: StageContext | None = None
@@ -94,10 +111,10 @@ def finish_stage() -> None:
     from nbops.runtime import reads
 
     tracker = reads.tracker
-    if not tracker.active:
-        return  # finished already (a re-run outputs cell)
-    tracker.active = False  # what collecting and saving outputs open is nbops's own
-    _current.record_many("reads", tracker.collect(_current.artifact_dir))
+    if tracker.active:  # else finished already (a re-run outputs cell)
+        tracker.active = False  # what collecting and saving outputs open is nbops's own
+        _current.record_many("reads", tracker.collect(_current.artifact_dir))
+    _current.close()  # the driver reads the records next; a later record (outputs cell) reopens
 
 
 def read_records(out_dir: str | os.PathLike, kind: str) -> list[dict]:
@@ -105,8 +122,13 @@ def read_records(out_dir: str | os.PathLike, kind: str) -> list[dict]:
     path = Path(out_dir) / RECORD_DIR / f"{kind}.jsonl"
     if not path.exists():
         return []
+    text = path.read_text()
+    try:  # one parse for the whole file: 2x faster than line by line on 100,000 metrics
+        return json.loads("[" + ",".join(line for line in text.splitlines() if line) + "]")
+    except json.JSONDecodeError:
+        pass
     records = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
