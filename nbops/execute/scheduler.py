@@ -7,6 +7,14 @@ being resumed) and why; otherwise it is submitted. The loop waits for the
 first future to finish, records the outcome (``execute/ingest.py``), retries
 per ``retries:``, and marks everything downstream of a failure ``skipped``.
 Only this driver writes the store.
+
+The store can break under a run (a team store's object server or database
+going away): a stage whose outputs cannot be stored or loaded fails with the
+store's message, no further stage starts, the run is recorded ``failed``, and
+then the store's error is raised (a StoreError, exit code 3) naming the run to
+``nbops resume``. When the records themselves cannot be written, the run stops
+at once with that error; readers mark it ``interrupted`` once this driver is
+gone.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbops.errors import StoreError
 from nbops.execute.base import Executor, StageErrorInfo, StageOutcome, StageTask
 from nbops.execute.ingest import StageIngest, write_manifest, write_returned_files
 from nbops.execute.provenance import capture_env, git_state
@@ -78,6 +87,7 @@ class _Run:
         self.secret_names = [k for k in req.params if is_secret(k)]
         self.scrub = Scrubber.from_params(req.params)  # secret values never reach a record, a notebook or the terminal
         self.planner = ReusePlanner(self.spec, req.params, self.store, notebook=req.notebook, cwd=req.cwd, no_cache=req.no_cache, resumed=req.reuse)
+        self.broken: StoreError | None = None  # the store failed under a stage: no further stage starts
 
     # -- lifecycle -----------------------------------------------------------
     def go(self) -> str:
@@ -113,17 +123,27 @@ class _Run:
         beat = _Heartbeat(self.store, self.run_id)
         try:
             self.loop()
+            status = FAILED if FAILED in self.status.values() else SUCCEEDED
+            self.store.update_run(self.run_id, status=status, ended_at=time.time())
         except KeyboardInterrupt:
             self.executor.cancel_all()
             self.finish_interrupted()
             raise
+        except StoreError as exc:  # the records cannot be written: nothing more can be kept
+            self.executor.cancel_all()
+            self.try_mark_failed()
+            raise self.resumable(exc, "stopped") from None
         finally:
             beat.stop()
             shutil.rmtree(self.artifacts, ignore_errors=True)  # every artifact is in objects/
-        status = FAILED if FAILED in self.status.values() else SUCCEEDED
-        self.store.update_run(self.run_id, status=status, ended_at=time.time())
         self.progress("run_done", "", {"run_id": self.run_id, "status": status})
+        if self.broken is not None:
+            raise self.resumable(self.broken, "failed")
         return self.run_id
+
+    def resumable(self, exc: StoreError, how: str) -> StoreError:
+        """The store's error, naming this run and how to continue it once the store is back."""
+        return StoreError(f"run {self.run_id} {how}: {exc.message}", f"{exc.fix}; then continue it: nbops resume {self.run_id}")
 
     def finish_interrupted(self) -> None:
         for name, status in self.status.items():
@@ -135,6 +155,24 @@ class _Run:
             elif status == PENDING:
                 self.set_stage(name, SKIPPED)
         self.store.update_run(self.run_id, status=INTERRUPTED, ended_at=time.time())
+
+    def try_mark_failed(self) -> None:
+        """Record the run as failed if the database still answers; when it does not, the
+        next reader marks the run interrupted once this process has exited."""
+        try:
+            self.store.update_run(self.run_id, status=FAILED, ended_at=time.time())
+        except StoreError:
+            pass
+
+    def store_failed(self, name: str, exc: StoreError, started_at: float | None = None) -> None:
+        """The store failed while a stage's outputs were stored or loaded: that stage fails
+        with the store's message (no retry: the store, not the stage, is at fault) and no
+        other stage starts. Raises StoreError when the failure cannot be recorded either."""
+        self.broken = self.broken or exc
+        error = {"ename": type(exc).__name__, "evalue": exc.message, "fix": exc.fix}
+        now = time.time()
+        self.set_stage(name, FAILED, error=error, ended_at=now, **({"started_at": started_at} if started_at else {}))
+        self.progress(FAILED, name, {"seconds": now - (started_at or now), "error": error})
 
     def set_stage(self, name: str, status: str, **fields: Any) -> None:
         self.status[name] = status
@@ -151,13 +189,17 @@ class _Run:
                     if self.status[stage.name] != PENDING:
                         continue
                     ups = [self.status[u] for u in stage.upstream]
-                    if any(u in (FAILED, SKIPPED) for u in ups):
+                    if self.broken is not None or any(u in (FAILED, SKIPPED) for u in ups):
                         self.set_stage(stage.name, SKIPPED)
                         self.progress("skipped", stage.name, {})
                         progressed = True
                     elif all(u in DONE_OK for u in ups):
                         progressed = True
-                        task = self.start(stage)
+                        try:
+                            task = self.start(stage)
+                        except StoreError as exc:  # a reused output could not be loaded
+                            self.store_failed(stage.name, exc)
+                            continue
                         if task is not None:
                             running[self.executor.submit(task)] = task
             if not running:
@@ -171,7 +213,11 @@ class _Run:
                     now = time.time()
                     error = StageErrorInfo(type(exc).__name__, str(exc), retryable=True)
                     outcome = StageOutcome(task.stage, FAILED, now, now, error=error)
-                retry = self.record(task, outcome)
+                try:
+                    retry = self.record(task, outcome)
+                except StoreError as exc:  # its outputs or notebook could not be stored
+                    self.store_failed(task.stage, exc, outcome.started_at)
+                    retry = None
                 if retry:
                     running[self.executor.submit(retry)] = retry
 
