@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbops.errors import StoreError
+from nbops.errors import CorruptObjectError, StoreError
 from nbops.execute.base import Executor, StageErrorInfo, StageOutcome, StageTask
-from nbops.execute.ingest import StageIngest, write_manifest, write_returned_files
+from nbops.execute.ingest import StageIngest, materialize_inputs, write_manifest, write_returned_files
 from nbops.execute.provenance import capture_env, git_state
 from nbops.plan import REUSE, Decision, ReusePlanner, is_secret, mask_secrets
 from nbops.plan.secrets import Scrubber
@@ -230,8 +230,17 @@ class _Run:
         reran = [u for u in stage.upstream if self.status[u] == SUCCEEDED]
         decision = self.decisions[stage.name] = self.planner.decide(stage, inputs, reran)
         if decision.action == REUSE:
-            self.reuse(stage, decision)
-            return None
+            try:
+                self.reuse(stage, decision)
+                return None
+            except CorruptObjectError as exc:  # an object store that re-hashes what it hands out found it damaged
+                self.reused.discard(stage.name)
+                self.progress("note", stage.name, {"message": f"a stored output of stage {stage.name!r} is {exc.problem}: recomputing it"})
+                self.store.objects.delete(exc.digest)  # the next decision sees it missing: reason "damaged"
+                decision = self.decisions[stage.name] = self.planner.decide(stage, inputs, reran)
+                if decision.action == REUSE:  # another execution with intact objects
+                    self.reuse(stage, decision)
+                    return None
         warm_up = getattr(self.executor, "warm_up", None)
         if warm_up and not self.expected:
             self.expected = 1  # the dry run said "all reused"; a file changed since
@@ -270,9 +279,12 @@ class _Run:
     def reuse(self, stage: StageSpec, decision: Decision) -> None:
         record = decision.record
         self.reused.add(stage.name)
-        for meta in record["outputs"].values():
-            self.store.objects.materialize(meta["sha256"], self.artifacts / stage.name / meta["file"], size=meta.get("bytes"))
-        write_manifest(self.artifacts, stage.name, record["outputs"])
+        if not self.executor.reads_objects:  # Ray workers with shared objects fetch them themselves: no download here
+            for meta in record["outputs"].values():
+                self.store.objects.materialize(meta["sha256"], self.artifacts / stage.name / meta["file"], size=meta.get("bytes"))
+                if getattr(self.store.objects, "materialize_verifies", False):
+                    self.verified.add(meta["sha256"])  # re-hashed on the way down: inputs_intact need not fetch it again
+        write_manifest(self.artifacts, stage.name, record["outputs"])  # and the object index the executor sends digests from
         self.outputs[stage.name] = record["outputs"]
         now = time.time()
         self.set_stage(
@@ -295,6 +307,8 @@ class _Run:
         # A fresh output folder: a retried stage must not see a half-written first attempt.
         shutil.rmtree(self.artifacts / stage.name, ignore_errors=True)
         input_files = [f"{p}/{self.outputs[p][v]['file']}" for v, p in sorted(stage.inputs.items())]
+        if not self.executor.reads_objects:  # an input a Ray worker stored only in the objects: copied here on demand
+            materialize_inputs(self.artifacts, input_files, self.store.objects)
         task = StageTask(
             run_id=self.run_id,
             stage=stage.name,

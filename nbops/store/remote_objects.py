@@ -72,6 +72,7 @@ class FsspecObjects:
     """The objects of a store on an fsspec URL; see the module docstring."""
 
     shared = True  # every worker that has the credentials reaches the same objects
+    materialize_verifies = True  # materialize re-hashes the bytes it downloads
     part_size = 16 * MiB  # more parts for objects over 80 GB: S3 allows 10,000
     max_concurrency = 4
     read_size = 8 * MiB
@@ -231,7 +232,7 @@ class FsspecObjects:
         digest = digest or sha256_file(src)
         key = self.key(digest)
         size = os.path.getsize(src)
-        if self._size(key) == size:
+        if self._size(key, f"cannot store object {digest[:12]}") == size:
             return digest
         try:
             with self._errors(f"cannot store object {digest[:12]}"):
@@ -266,8 +267,8 @@ class FsspecObjects:
 
     # --- helpers ---------------------------------------------------------------
 
-    def _size(self, key: str) -> int | None:
-        with self._errors("cannot check an object"):
+    def _size(self, key: str, doing: str = "cannot check an object") -> int | None:
+        with self._errors(doing):
             try:
                 info = self.fs.info(key)
             except FileNotFoundError:
