@@ -57,6 +57,9 @@ class StageContext:
 
     def _fd(self, kind: str) -> int:
         fd = self._fds.get(kind)
+        if fd is not None and os.fstat(fd).st_nlink == 0:  # the stage removed its folder: records go to a new file
+            os.close(fd)
+            fd = None
         if fd is None:
             folder = self.out_dir / RECORD_DIR
             folder.mkdir(parents=True, exist_ok=True)
