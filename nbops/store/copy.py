@@ -36,6 +36,7 @@ def copy_runs(src: RunStore, dst: RunStore, run_ids: list[str] | None = None) ->
     Runs ``dst`` already holds and runs still running are skipped; a run with
     a missing or corrupt object in ``src`` is not copied and is listed under
     ``problems`` (``nbops store verify`` on the source names them all)."""
+    dst.check_writable()  # before any object is written: a refused copy leaves nothing behind
     src.mark_interrupted()  # a run whose driver died is copied as interrupted, not as running forever
     rows = {r["id"]: r for r in src.run_rows()}
     wanted = list(dict.fromkeys(run_ids)) if run_ids is not None else sorted(rows)  # oldest first: ids start with the time

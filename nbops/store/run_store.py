@@ -251,6 +251,21 @@ class RunStore:
                     c.execute(stages.update().where(stages.c.run_id == run_id, stages.c.status == "running").values(status="failed", error=error))
                     c.execute(stages.update().where(stages.c.run_id == run_id, stages.c.status == "pending").values(status="skipped"))
 
+    def check_writable(self) -> None:
+        """Raise ReadOnlyStoreError unless this role (or user) may add runs: asked before a
+        bulk write (``store copy``) puts objects anywhere."""
+        if self.is_database:
+            query = "SELECT has_table_privilege('runs', 'INSERT') AND has_table_privilege('stages', 'INSERT')"
+            with self.db.read() as c:
+                allowed = c.exec_driver_sql(query).scalar()
+        else:
+            allowed = os.access(self.root / "runs.db", os.W_OK) and os.access(self.root, os.W_OK)
+        if not allowed:
+            raise ReadOnlyStoreError(
+                f"read-only store: {self.location} does not let this role add runs",
+                "use a role (or an account) that may write there; reading (runs ls/show/diff) works as it is",
+            )
+
     # -- bulk reads and writes (maintenance, copy) -------------------------------
     def run_rows(self) -> list[dict[str, Any]]:
         """Every run's id, status and start, newest first."""

@@ -14,6 +14,7 @@ import pytest
 
 from nbops.cli.main import build_parser, main
 from nbops.store import RunStore, new_run_id
+from nbops.store.objects import open_objects
 from tests.conftest import build_notebook, run_cli
 from tests.services import postgres, s3, store_backend  # noqa: F401
 
@@ -177,7 +178,10 @@ def test_a_read_only_role_reads_everything_and_gets_exit_3_on_writes(read_only, 
         assert run_id in proc.stdout or args[0] == "store" or "count" in proc.stdout, args
         assert "reader-pw" not in proc.stdout + proc.stderr
     laptop = tmp_path / "laptop"
-    _record(RunStore(laptop), "erin", "laptop", time.time(), 1)
+    laptop_run = _record(RunStore(laptop), "erin", "laptop", time.time(), 1)
+    (tmp_path / "blob").write_bytes(b"bytes only the laptop has")
+    blob = RunStore(laptop).objects.put_file(tmp_path / "blob")
+    RunStore(laptop).put_stage(laptop_run, "make", 0, status="succeeded", notebook_sha256=blob)  # the copy would have to carry this object
     for args in (("run", str(nb), "--no-cache"), ("store", "copy", str(laptop), env["NBOPS_STORE"])):
         proc = run_cli(*args, cwd=work, env=env)
         assert proc.returncode == 3, (args, proc.stdout, proc.stderr)
@@ -185,3 +189,4 @@ def test_a_read_only_role_reads_everything_and_gets_exit_3_on_writes(read_only, 
         assert "reader-pw" not in proc.stdout + proc.stderr
     listed = json.loads(run_cli("runs", "ls", "--json", cwd=work, env=env).stdout)
     assert [r["id"] for r in listed] == [run_id]  # the refused writes left nothing behind
+    assert blob not in {d for d, _ in open_objects(env["NBOPS_OBJECTS"], tmp_path / "unused").digests()}  # refused before any object went
