@@ -135,7 +135,9 @@ def test_last_execution_is_the_newest_that_ran_or_was_reused(store):
     store.put_stage(failed, "fit", 0, status="failed", started_at=now - 5, cache_key="k1", key_parts={"v": 2})
     assert store.last_execution(NOTEBOOK, "fit")["run_id"] == second
     assert store.last_execution(NOTEBOOK, "fit", before=now - 15)["run_id"] == first
-    assert store.last_execution("/elsewhere/nb.ipynb", "fit") is None
+    # A colleague's checkout of the same notebook (another folder, same name) is the baseline too.
+    assert store.last_execution(f"/elsewhere/{Path(NOTEBOOK).name}", "fit")["run_id"] == second
+    assert store.last_execution("/elsewhere/other.ipynb", "fit") is None
     assert store.last_execution(NOTEBOOK, "other") is None
 
 
