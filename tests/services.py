@@ -237,6 +237,34 @@ class S3Server:
         finally:
             self.start()
 
+    @contextlib.contextmanager
+    def credentials_checked(self) -> Iterator[tuple[str, str]]:
+        """moto checks S3 credentials only when told to: inside, an IAM user that may use S3
+        exists (its key id and secret are yielded) and every request must be signed by a known key.
+        The server is shared by the session: auth is always switched off again."""
+        import json
+        import urllib.request
+
+        import boto3
+
+        iam = boto3.client("iam", endpoint_url=self.endpoint, region_name=self.env["AWS_DEFAULT_REGION"])
+        user = _unique("nbops-")
+        iam.create_user(UserName=user)
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+
+        def auth(count: str) -> None:
+            request = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", data=count.encode(), method="POST")
+            request.add_header("Content-Type", "application/octet-stream")
+            urllib.request.urlopen(request, timeout=10).read()
+
+        auth("0")
+        try:
+            yield key["AccessKeyId"], key["SecretAccessKey"]
+        finally:
+            auth("inf")
+
     def client(self):
         import boto3
 

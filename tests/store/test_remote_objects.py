@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -10,7 +9,6 @@ import sys
 import textwrap
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -216,34 +214,10 @@ def test_missing_bucket_says_how_to_create_it(s3, tmp_path):  # noqa: F811
         assert "aws s3 mb s3://no-such-bucket-nbops" in info.value.fix and "AWS_ENDPOINT_URL" in info.value.fix
 
 
-@contextlib.contextmanager
-def credentials_checked(s3):  # noqa: F811
-    """moto checks credentials only when told to: an IAM user that may use S3, then auth on."""
-    import boto3
-
-    iam = boto3.client("iam", endpoint_url=s3.endpoint)
-    user = f"nbops-{os.urandom(4).hex()}"
-    iam.create_user(UserName=user)
-    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-    iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(policy))
-    key = iam.create_access_key(UserName=user)["AccessKey"]
-
-    def auth(count: str) -> None:
-        request = urllib.request.Request(f"{s3.endpoint}/moto-api/reset-auth", data=count.encode(), method="POST")
-        request.add_header("Content-Type", "application/octet-stream")
-        urllib.request.urlopen(request, timeout=10).read()
-
-    auth("0")
-    try:
-        yield key["AccessKeyId"], key["SecretAccessKey"]
-    finally:
-        auth("inf")
-
-
 def test_wrong_credentials_say_which_settings_to_check(s3, tmp_path):  # noqa: F811
     url = s3.new_bucket() + "/objects"
     src = write(tmp_path / "a.bin", b"data")
-    with credentials_checked(s3) as (key_id, secret):
+    with s3.credentials_checked() as (key_id, secret):
         good = FsspecObjects(url, key=key_id, secret=secret)
         good.probe()
         digest = good.put_file(src)

@@ -4,12 +4,10 @@ traceback, and nothing recorded as succeeded; a run the store failed under is re
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -98,30 +96,6 @@ def test_a_wrong_password_and_a_missing_database_each_say_their_fix(postgres, tm
 # -- the object store --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _credentials_checked(s3):  # noqa: F811
-    """moto checks S3 credentials only when told to: an IAM user that may use S3, then auth on."""
-    import boto3
-
-    iam = boto3.client("iam", endpoint_url=s3.endpoint)
-    user = f"nbops-{os.urandom(4).hex()}"
-    iam.create_user(UserName=user)
-    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-    iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(policy))
-    key = iam.create_access_key(UserName=user)["AccessKey"]
-
-    def auth(count: str) -> None:
-        request = urllib.request.Request(f"{s3.endpoint}/moto-api/reset-auth", data=count.encode(), method="POST")
-        request.add_header("Content-Type", "application/octet-stream")
-        urllib.request.urlopen(request, timeout=10).read()
-
-    auth("0")
-    try:
-        yield key["AccessKeyId"], key["SecretAccessKey"]
-    finally:
-        auth("inf")
-
-
 def test_object_store_faults_each_say_their_cause_before_anything_runs(postgres, s3, tmp_path: Path):  # noqa: F811
     nb = _notebook(tmp_path)
     db = postgres.new_database()
@@ -137,7 +111,7 @@ def test_object_store_faults_each_say_their_cause_before_anything_runs(postgres,
         assert seconds < 10, (name, seconds)
         assert said in done.stderr, (name, done.stderr)
         _clean(done)
-    with _credentials_checked(s3) as (key_id, secret):
+    with s3.credentials_checked() as (key_id, secret):
         env = _env(db, f"{bucket}/objects", AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY="not-the-secret")
         done, seconds = _timed_cli("run", str(nb), cwd=tmp_path, env=env)
         assert done.returncode == StoreError.exit_code, done.stderr
