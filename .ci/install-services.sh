@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The servers the team-store tests start themselves (tests/services.py): the
-# PostgreSQL server binaries from Debian's `postgresql` package. The S3-compatible
-# server is moto, a Python package of the test extra. Idempotent: when initdb is
+# The servers the tests start themselves (tests/services.py): the PostgreSQL
+# server binaries from Debian's `postgresql` package and `redis-server` (the
+# feature store's online store). The S3-compatible server is moto, a Python
+# package of the test extra. Idempotent: when initdb is
 # already installed this only checks that no packaged cluster is running.
 #
 #   .ci/install-services.sh      # root, or a user with sudo
@@ -42,6 +43,17 @@ if command -v pg_lsclusters >/dev/null; then
       echo manual | as_root tee "$conf" >/dev/null
     fi
   done
+fi
+
+if ! command -v redis-server >/dev/null; then
+  echo "install-services: installing redis-server"
+  apt-cache show redis-server >/dev/null 2>&1 || as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server \
+    || { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; }
+  # Where systemd runs, the package starts a server on 6379; the tests start their own on free ports.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+    as_root systemctl disable --now redis-server >/dev/null 2>&1 || true
+  fi
 fi
 
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || { echo "install-services: initdb not found after install" >&2; exit 1; }

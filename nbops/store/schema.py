@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint, Table, Text
 
-__all__ = ["metadata", "runs", "stages", "studies", "JSON_RUN", "JSON_STAGE", "HEAD"]
+__all__ = [
+    "metadata", "runs", "stages", "studies", "JSON_RUN", "JSON_STAGE", "HEAD",
+    "models", "model_versions", "model_aliases", "alias_events", "serve_requests", "JSON_VERSION",
+    "feature_tables", "feature_versions", "feature_online", "JSON_FEATURE",
+]  # fmt: skip
 
 # The newest migration; a store at a revision this nbops does not know is newer and refused.
-HEAD = "0004"
+HEAD = "0006"
 
 metadata = MetaData()
 
@@ -89,3 +93,133 @@ studies = Table(
 
 JSON_RUN = ("params", "env", "git", "error", "report")
 JSON_STAGE = ("outputs", "scalars", "metrics", "checks", "inputs", "artifacts", "error", "worker", "reason", "key_parts", "deps", "unusable")
+
+# -- the model registry (revision 0005) ----------------------------------------
+# A version points at a run's stage output (content hash) and copies what a
+# reader needs without the run: flavor, signature, metrics, parameters. Alias
+# moves are append-only events, so history and rollback never lose a step.
+models = Table(
+    "models",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", Text),
+    Column("description", Text),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("var", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("bytes", Integer),
+    Column("file", Text, nullable=False),
+    Column("serializer", Text, nullable=False),
+    Column("flavor", Text, nullable=False),
+    Column("signature", Text, nullable=False, server_default="{}"),
+    Column("metrics", Text, nullable=False, server_default="{}"),
+    Column("params", Text, nullable=False, server_default="{}"),
+    Column("extra", Text, nullable=False, server_default="{}"),
+    Column("source", Text, nullable=False),
+    Column("message", Text),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", Text),
+    PrimaryKeyConstraint("name", "version"),
+    Index("model_versions_run", "run_id"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("alias", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", Text),
+    PrimaryKeyConstraint("name", "alias"),
+)
+
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("alias", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("user", Text),
+    Column("at", Float, nullable=False),
+    Column("message", Text),
+    Column("gates", Text, nullable=False, server_default="[]"),
+    Index("alias_events_model", "name", "alias", "id"),
+)
+
+# Sampled requests of `nbops serve --log-requests`, for drift against the training data.
+serve_requests = Table(
+    "serve_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("payload", Text, nullable=False),
+    Index("serve_requests_model", "name", "version", "at"),
+)
+
+JSON_VERSION = ("signature", "metrics", "params", "extra", "gates", "payload")
+
+# -- the feature store (revision 0006) -----------------------------------------
+feature_tables = Table(
+    "feature_tables",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("entity", Text, nullable=False),
+    Column("timestamp", Text, nullable=False),
+    Column("description", Text),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", Text),
+)
+
+feature_versions = Table(
+    "feature_versions",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("run_id", Text),
+    Column("stage", Text),
+    Column("var", Text),
+    Column("sha256", Text, nullable=False),
+    Column("bytes", Integer),
+    Column("columns", Text, nullable=False, server_default="[]"),
+    Column("rows", Integer, nullable=False),
+    Column("entities", Integer),
+    Column("min_ts", Text),
+    Column("max_ts", Text),
+    Column("breaking", Integer, nullable=False, server_default="0"),
+    Column("message", Text),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", Text),
+    PrimaryKeyConstraint("name", "version"),
+)
+
+# One row per (table, online store): what was materialized there, and when.
+feature_online = Table(
+    "feature_online",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("online", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("materialized_at", Float, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("max_ts", Text),
+    PrimaryKeyConstraint("name", "online"),
+)
+
+JSON_FEATURE = ("columns",)
+

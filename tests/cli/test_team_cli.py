@@ -15,6 +15,7 @@ import pytest
 from nbops.cli.main import build_parser, main
 from nbops.store import RunStore, new_run_id
 from nbops.store.objects import open_objects
+from nbops.store.schema import HEAD
 from tests.conftest import build_notebook, run_cli
 from tests.services import postgres, s3, store_backend  # noqa: F401
 
@@ -127,11 +128,11 @@ def test_store_migrate_says_from_which_layout_to_which(tmp_path, capsys):
     shutil.copytree(FIXTURE_V0, old)
     assert main(["store", "migrate", "--store", str(old)]) == 0
     out = capsys.readouterr()
-    assert f"migrated the run store {old.resolve()} from layout 1 to layout 4" in out.out
+    assert f"migrated the run store {old.resolve()} from layout 1 to layout {int(HEAD)}" in out.out
     with sqlite3.connect(old / "runs.db") as c:
-        assert c.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
+        assert c.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
     assert main(["store", "migrate", "--store", str(old), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"store": str(old.resolve()), "kind": "sqlite", "from": 4, "to": 4, "migrated": False}
+    assert json.loads(capsys.readouterr().out) == {"store": str(old.resolve()), "kind": "sqlite", "from": int(HEAD), "to": int(HEAD), "migrated": False}
     assert main(["store", "migrate", "--store", str(tmp_path / "nothing")]) == 2  # nothing is made by asking
     assert "no runs yet" in capsys.readouterr().err and not (tmp_path / "nothing").exists()
 
@@ -141,12 +142,12 @@ def test_store_migrate_and_info_on_postgresql_mask_the_password(postgres, s3, tm
     bucket = s3.new_bucket() + "/team"
     fresh = run_cli("store", "migrate", "--store", url, "--json", cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr
-    assert json.loads(fresh.stdout) | {"store": None} == {"store": None, "kind": "postgresql", "from": None, "to": 4, "migrated": True}
+    assert json.loads(fresh.stdout) | {"store": None} == {"store": None, "kind": "postgresql", "from": None, "to": int(HEAD), "migrated": True}
     again = run_cli("store", "migrate", "--store", url, cwd=tmp_path)
-    assert "already has the newest layout (4)" in again.stdout
+    assert f"already has the newest layout ({int(HEAD)})" in again.stdout
     info = run_cli("store", "info", "--store", url, "--objects", bucket, cwd=tmp_path)
     assert info.returncode == 0, info.stderr
-    assert "kind postgresql, objects in " + bucket in info.stdout and "(layout version 4)" in info.stdout
+    assert "kind postgresql, objects in " + bucket in info.stdout and f"(layout version {int(HEAD)})" in info.stdout
     assert "nbops:***@" in info.stdout
     for proc in (fresh, again, info):
         assert "nbops-secret" not in proc.stdout + proc.stderr
