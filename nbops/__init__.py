@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbops.runtime.api import input, log_artifact, log_metric
+from nbops.runtime.api import input, log_artifact, log_metric, log_model
 
 __version__ = "0.1.0"
 
@@ -22,6 +22,9 @@ __all__ = [
     "load_ipython_extension",
     "log_artifact",
     "log_metric",
+    "log_model",
+    "models",
+    "features",
     "runs_view",
 ]
 
@@ -30,6 +33,8 @@ _LAZY = {
     "explore": ("nbops.widgets", "explore"),
     "compare": ("nbops.widgets", "compare"),
     "runs_view": ("nbops.widgets", "runs_view"),
+    "models": ("nbops.models", None),
+    "features": ("nbops.features", None),
 }
 
 

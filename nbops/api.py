@@ -29,6 +29,7 @@ from nbops.history import (
     validate_stage_name,
     why,
 )
+from nbops.models.registry import register_logged
 from nbops.notebook import notebook_from_dict, read_notebook
 from nbops.plan import is_secret, load_params_file, parse_assignments, resolve_params
 from nbops.spec import PipelineSpec, edited_stage_notebooks, load_pipeline
@@ -170,7 +171,12 @@ def run(
     else:
         with _executor(executor, prep, jobs, address) as ex:
             run_id = execute_run(req, ex, progress)
-    return run_to_json(prep.store.get_run(run_id))
+    record = prep.store.get_run(run_id)
+    out = run_to_json(record)
+    # Models the stages logged (nbops.log_model) become versions once the run succeeded,
+    # so a version's metrics are those of the whole run (evaluate comes after train).
+    registered = register_logged(prep.store, record)
+    return out | {"models": registered} if registered else out
 
 
 def start_run(

@@ -224,7 +224,10 @@ def _cmd_open(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND_MODULES = ["nbops.cli.cmd_why", "nbops.cli.cmd_test", "nbops.cli.cmd_report", "nbops.cli.cmd_sweep", "nbops.cli.cmd_store"]
+COMMAND_MODULES = [
+    "nbops.cli.cmd_why", "nbops.cli.cmd_test", "nbops.cli.cmd_report", "nbops.cli.cmd_sweep", "nbops.cli.cmd_store",
+    "nbops.cli.cmd_models", "nbops.cli.cmd_predict", "nbops.cli.cmd_serve", "nbops.cli.cmd_features",
+]  # fmt: skip
 
 COMMANDS = {
     "graph": _cmd_graph,

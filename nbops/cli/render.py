@@ -16,6 +16,7 @@ from nbops.text import cell_ref, format_number, to_json_text
 __all__ = [
     "console", "err_console", "print_json", "RunProgress", "graph_text", "author", "runs_table", "run_detail", "diff_text",
     "pairs", "counted", "error_where", "styled_status", "reason_text", "why_text", "plan_text", "differences", "compared", "escape",
+    "models_table", "model_detail", "alias_move", "model_history",
 ]  # fmt: skip
 
 # Not a terminal (pipes, CI logs): wide lines rather than tables squeezed to 80 columns.
@@ -282,3 +283,86 @@ def compared(run: dict) -> tuple[int, int]:
     """(outputs, metrics) a comparison of ``run`` with another one looks at."""
     outputs = sum(len(s["outputs"]) for s in run["stages"] if s["status"] in DONE_OK)
     return outputs, len(run["metrics"])
+
+
+# -- the model registry ---------------------------------------------------------------
+def _aliases(aliases: dict) -> str:
+    return ", ".join(f"{a} → v{v}" for a, v in sorted(aliases.items()))
+
+
+def models_table(models: list[dict]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for col in ("model", "latest", "aliases", "created by", "created"):
+        table.add_column(col, no_wrap=col != "aliases")
+    for m in models:
+        table.add_row(escape(m["name"]), f"v{m['latest']}" if m.get("latest") else "", escape(_aliases(m["aliases"])),
+                      escape(m.get("created_by") or ""), (m.get("created_at") or "")[:19].replace("T", " "))  # fmt: skip
+    console.print(table if models else "no models yet: nbops models register RUN --stage STAGE --var NAME --name MODEL")
+
+
+def model_detail(out: dict) -> None:
+    if "versions" in out:  # every version of one model
+        console.print(f"[bold]{escape(out['name'])}[/]  aliases: {escape(_aliases(out['aliases'])) or 'none'}")
+        table = Table(box=None, pad_edge=False)
+        for col in ("version", "aliases", "flavor", "run", "stage", "created by", "metrics"):
+            table.add_column(col, no_wrap=col != "metrics", overflow="fold")
+        for v in out["versions"]:
+            table.add_row(f"v{v['version']}", escape(", ".join(v.get("aliases") or [])), v["flavor"], v["run_id"], escape(v["stage"]),
+                          escape(v.get("created_by") or ""), escape(pairs(v["metrics"])))  # fmt: skip
+        console.print(table)
+        return
+    console.print(f"[bold]{escape(out['name'])} v{out['version']}[/]" + (f"  ({escape(', '.join(out['aliases']))})" if out.get("aliases") else ""))
+    lines = [
+        ("flavor", f"{out['flavor']} ({out.get('type') or '?'})"),
+        ("from", f"run {out['run_id']}, stage {out['stage']}, variable {out['var']}"),
+        ("artifact", f"sha256:{out['sha256'][:16]} ({out.get('bytes') or '?'} bytes)"),
+        ("signature", _signature_text(out.get("signature") or {})),
+        ("metrics", pairs(out.get("metrics"))),
+        ("params", pairs(out.get("params"))),
+        (
+            "registered",
+            f"{out.get('created_at') or ''} by {out.get('created_by') or '?'} ({out.get('source')})" + (f": {out['message']}" if out.get("message") else ""),
+        ),
+    ]
+    lineage = out.get("lineage") or {}
+    if lineage:
+        git = lineage.get("git") or {}
+        lines.append(("notebook", f"{lineage.get('notebook')} sha256:{(lineage.get('notebook_sha256') or '')[:12]}"))
+        if git.get("commit"):
+            lines.append(("git", f"{git['commit'][:12]}" + (" (dirty)" if git.get("dirty") else "")))
+        for d in lineage.get("data") or []:
+            lines.append(("data", f"{d.get('path') or d.get('key')} sha256:{(d.get('sha256') or '')[:12]}"))
+        env = lineage.get("environment") or {}
+        if env.get("python"):
+            lines.append(("environment", f"python {env['python']}, {len(env.get('packages') or {})} packages"))
+    for label, text in lines:
+        console.print(f"  {label:<12} {escape(str(text))}")
+
+
+def _signature_text(sig: dict) -> str:
+    if sig.get("kind") == "frame":
+        return ", ".join(f"{c['name']}:{c['dtype']}" for c in sig["columns"])
+    if sig.get("kind") == "array":
+        return f"array {sig.get('dtype')} shape {['*' if s is None else s for s in sig['shape']]}"
+    return "unknown (inputs are not checked)"
+
+
+def alias_move(out: dict) -> None:
+    before = f"v{out['from']}" if out.get("from") is not None else "nothing"
+    console.print(f"{escape(out['name'])}@{escape(out['alias'])}: {before} → v{out['to']}")
+    for g in out.get("gates") or []:
+        detail = g.get("note") or (f"{g['value']} vs {g['other']} (v{g['other_version']})" if "other" in g else f"{g.get('value')}")
+        console.print(f"  [green]✓[/] {escape(g['gate'])}: {escape(str(detail))}")
+
+
+def model_history(name: str, events: list[dict]) -> None:
+    if not events:
+        console.print(f"{escape(name)}: no alias has moved yet")
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("when", "alias", "action", "from", "to", "who", "why"):
+        table.add_column(col, no_wrap=col != "why", overflow="fold")
+    for e in events:
+        table.add_row((e["at"] or "")[:19].replace("T", " "), escape(e["alias"]), e["action"], f"v{e['from']}" if e["from"] is not None else "",
+                      f"v{e['to']}", escape(e.get("user") or ""), escape(e.get("message") or ""))  # fmt: skip
+    console.print(table)

@@ -222,4 +222,3 @@ feature_online = Table(
 )
 
 JSON_FEATURE = ("columns",)
-
