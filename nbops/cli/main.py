@@ -133,6 +133,10 @@ def _finish_run(result: dict, as_json: bool) -> int:
         metrics = render.pairs(result["metrics"])
         render.err_console.print(f"run [bold]{result['id']}[/] {render.styled_status(result['status'])} in {result['duration_s']}s"
                                  + (f" · {render.escape(metrics)}" if metrics else ""))  # fmt: skip
+        for m in result.get("models") or []:
+            render.err_console.print(
+                f"registered model {render.escape(m['name'])} v{m['version']} (nbops models show {render.escape(m['name'])}@{m['version']})"
+            )
         if "differences" in result:  # a rerun: say the verdict either way
             outputs, metrics_n = render.compared(result)
             render.differences(result["differences"], outputs=outputs, metrics=metrics_n)
