@@ -17,6 +17,7 @@ from typing import Any
 
 import nbops
 from nbops.errors import NbopsError, NotFoundError, ParameterError, UsageError
+from nbops.features.tables import publish_logged
 from nbops.graph import StageGraph, build_graph
 from nbops.history import (
     diff_runs,
@@ -176,6 +177,7 @@ def run(
     # Models the stages logged (nbops.log_model) become versions once the run succeeded,
     # so a version's metrics are those of the whole run (evaluate comes after train).
     registered = register_logged(prep.store, record)
+    out |= publish_logged(prep.store, record)  # tables the stages published (nbops.features.publish): {"features": [...]}
     return out | {"models": registered} if registered else out
 
 
