@@ -26,6 +26,11 @@ module-global backends of the process, not in the HTTP server, ``s3.stop()`` the
 ``s3.start()`` brings back the same buckets and objects; while stopped, connections
 to the port are refused.
 
+``redis`` (session): Debian's ``redis-server`` (``/usr/bin/redis-server``; ``NBOPS_REDIS_SERVER``
+overrides) on 127.0.0.1 and a free port, in a temp folder, no persistence; ``redis.url`` is
+``redis://127.0.0.1:PORT/0``, ``redis.new_db()`` a URL of another logical database, emptied.
+``stop()``/``start()`` may be called again (the data is lost: nothing is saved).
+
 ``store_backend`` (function, parametrized ``sqlite`` / ``pg-s3`` / ``pg-file``): a
 ``Backend`` with a fresh database and a fresh bucket (pg-s3) or temp folder (pg-file) per
 test; the ``objects`` folder itself is not created: that is the store's job.
@@ -331,6 +336,97 @@ def _wait_for_port(port: int, timeout: float = 10) -> None:
         except OSError:
             if time.monotonic() > deadline:
                 raise
+
+
+class RedisServer:
+    """One throwaway redis-server; ``start()``/``stop()`` may be called again (the data does not survive)."""
+
+    def __init__(self, binary: str, root: Path, port: int):
+        self.binary = binary
+        self.root = root
+        self.port = port
+        self.url = f"redis://{HOST}:{port}/0"
+        self.log = root / "redis.log"
+        self._proc: subprocess.Popen | None = None
+        self._dbs = 0
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Start the server (no-op when running); returns once it answers PING."""
+        if self.running:
+            return
+        args = [self.binary, "--port", str(self.port), "--bind", HOST, "--dir", str(self.root), "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--logfile", str(self.log), "--databases", "64"]  # fmt: skip
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not self._answers():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                log = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {self.port}:\n{log}")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the server (no-op when stopped): connections to the port are then refused."""
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=10)
+            self._proc = None
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """``with redis.stopped(): ...``: the server is down inside, up again after (empty)."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+    def new_db(self) -> str:
+        """The URL of a logical database no other caller of ``new_db`` got (1..63), emptied."""
+        import redis as client
+
+        self._dbs += 1
+        if self._dbs > 63:
+            raise RuntimeError("redis fixture: more than 63 databases asked for in one session")
+        url = f"redis://{HOST}:{self.port}/{self._dbs}"
+        with client.Redis.from_url(url) as conn:
+            conn.flushdb()
+        return url
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[RedisServer]:
+    binary = os.environ.get("NBOPS_REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        _unavailable(f"redis-server not found ({binary}): apt-get install -y redis-server")
+    try:
+        import redis as _client  # noqa: F401
+    except ImportError:
+        _unavailable("the redis client is not installed: pip install -e '.[features]'")
+    root = Path(tempfile.mkdtemp(prefix="nbops-redis-"))
+    server = RedisServer(binary, root, free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass(frozen=True)
