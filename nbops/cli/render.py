@@ -366,3 +366,22 @@ def model_history(name: str, events: list[dict]) -> None:
         table.add_row((e["at"] or "")[:19].replace("T", " "), escape(e["alias"]), e["action"], f"v{e['from']}" if e["from"] is not None else "",
                       f"v{e['to']}", escape(e.get("user") or ""), escape(e.get("message") or ""))  # fmt: skip
     console.print(table)
+
+
+def model_drift(out: dict) -> None:
+    """A drift report (nbops.models.drift(...).to_json()): one row per column, drifted ones first."""
+    console.print(
+        f"[bold]{escape(out['model'])} v{out['version']}[/]: {out['served_rows']} served rows ({out['requests']} requests"
+        + (f" since {out['since'][:16].replace('T', ' ')}" if out.get("since") else "")
+        + f") vs {out['reference_rows']} training rows ({escape(out['reference'])})"
+    )
+    table = Table(box=None, pad_edge=False)
+    for col in ("column", "test", "statistic", "p-value", "PSI", "drifted", "note"):
+        table.add_column(col, no_wrap=col != "note", overflow="fold")
+    for c in out["columns"]:
+        mark = "[red]yes[/]" if c["drifted"] else "no"
+        table.add_row(escape(c["column"]), c["test"], format_number(c["statistic"]), format_number(c["p_value"]), format_number(c["psi"]), mark,
+                      escape(c.get("note") or ""))  # fmt: skip
+    console.print(table)
+    drifted = out.get("drifted") or []
+    console.print(f"drifted: {escape(', '.join(drifted))}" if drifted else "no column drifted")

@@ -6,6 +6,7 @@ recorded history. Batch prediction (``batch``), the online service (``serve``)
 and edge exports (``export``) work from the same registry.
 """
 
+from nbops.models.drift import DriftReport, drift
 from nbops.models.registry import (
     GateError,
     ModelRef,
@@ -20,4 +21,4 @@ from nbops.models.registry import (
     show,
 )
 
-__all__ = ["GateError", "ModelRef", "history", "list_models", "load", "parse_ref", "promote", "register", "resolve", "rollback", "show"]
+__all__ = ["DriftReport", "GateError", "drift", "ModelRef", "history", "list_models", "load", "parse_ref", "promote", "register", "resolve", "rollback", "show"]

@@ -17,6 +17,7 @@ from typing import Any
 from nbops.errors import NbopsError, NotFoundError, UsageError
 from nbops.history import run_metrics
 from nbops.runtime import flavors
+from nbops.status import DONE_OK
 from nbops.store import RunStore, open_store, sha256_file, validate_run_id
 from nbops.store.registry import Registry
 
@@ -121,7 +122,7 @@ def register(run_id: str, stage: str, var: str, name: str, *, message: str | Non
     stage_rec = next((s for s in run["stages"] if s["name"] == stage), None)
     if stage_rec is None:
         raise NotFoundError(f"run {run_id} has no stage {stage!r}", f"stages: {', '.join(s['name'] for s in run['stages'])}")
-    if stage_rec["status"] != "succeeded":
+    if stage_rec["status"] not in DONE_OK:  # a cached stage has its outputs too: those of the run it reused
         raise UsageError(f"stage {stage} of run {run_id} did not succeed ({stage_rec['status']}): it has no outputs to register", f"nbops resume {run_id}")
     outputs = stage_rec.get("outputs") or {}
     if var not in outputs:
@@ -195,13 +196,13 @@ def _fed_signatures(rs: RunStore, run: dict, stage: str) -> list[dict]:
     schema only, no rows read): the candidates for what ``stage`` fed its model."""
     out = []
     for s in run["stages"]:
-        if s["name"] == stage or s["status"] != "succeeded":
+        if s["name"] == stage or s["status"] not in DONE_OK:
             continue
         for meta in (s.get("outputs") or {}).values():
             if meta.get("serializer") not in ("pandas", "numpy"):
                 continue
             try:
-                path = _object_path(rs, meta["sha256"], meta["file"], meta.get("bytes"))
+                path = _object_path(rs, meta["sha256"], meta["file"], meta.get("bytes"), verify=False)
                 out.append(_schema_signature(path, meta["serializer"]))
             except (OSError, ValueError, NbopsError):
                 continue
@@ -221,16 +222,22 @@ def _schema_signature(path: Path, serializer: str) -> dict:
 
 
 # -- loading -------------------------------------------------------------------------
-def _object_path(rs: RunStore, digest: str, file: str, size: int | None) -> Path:
-    """A verified local copy of an object, kept under the workspace's ``models/`` by digest."""
-    target = rs.root / "models" / digest[:2] / digest / Path(file).name
-    if not target.exists():
-        rs.objects.materialize(digest, target, size=size)
-        if not getattr(rs.objects, "materialize_verifies", False) and sha256_file(target) != digest:
-            target.unlink(missing_ok=True)
-            from nbops.errors import CorruptObjectError
+def _object_path(rs: RunStore, digest: str, file: str, size: int | None, *, verify: bool = True) -> Path:
+    """A local copy of an object, kept under the workspace's ``models/`` by digest, its
+    bytes checked against the digest unless ``verify`` is False (a schema-only read).
 
-            raise CorruptObjectError(digest, "its bytes do not match its hash", target)
+    Checked on every call, not only when the copy is made: on a local store the copy is
+    a hard link to the object, so bytes damaged in ``objects/`` later show up here too,
+    and a damaged pickle must never be unpickled."""
+    target = rs.root / "models" / digest[:2] / digest / Path(file).name
+    fresh = not target.exists()
+    if fresh:
+        rs.objects.materialize(digest, target, size=size)
+    if verify and not (fresh and getattr(rs.objects, "materialize_verifies", False)) and sha256_file(target) != digest:
+        target.unlink(missing_ok=True)
+        from nbops.errors import CorruptObjectError
+
+        raise CorruptObjectError(digest, "its bytes do not match its hash", target)
     return target
 
 
