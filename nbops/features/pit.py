@@ -88,7 +88,7 @@ def training_set(entity_df: Any, features: list[str] | str, *, timestamp: str, t
         con.close()
     values = table.drop_columns([_ROW]).to_pandas()
     values.index = entity_df.index
-    _record(versions)
+    _record(versions, refs)
     return pd.concat([entity_df, values], axis=1)
 
 
@@ -160,11 +160,13 @@ def _check_zones(v: dict, times, name: str) -> None:
         )
 
 
-def _record(versions: list[dict]) -> None:
+def _record(versions: list[dict], refs: list) -> None:
     ctx = current()
     if ctx is None:
         return
-    ctx.record_many(
-        "inputs",
-        [{"path": f"feature:{v['name']}:v{v['version']}", "feature": v["name"], "version": v["version"], "sha256": v["sha256"]} for v in versions],
-    )
+    used = [{"path": f"feature:{v['name']}:v{v['version']}", "feature": v["name"], "version": v["version"], "sha256": v["sha256"]} for v in versions]
+    ctx.record_many("inputs", used)
+    # A pinned version never changes, so the stage's code says it all. ``:latest`` moves
+    # when someone publishes, which the cache cannot re-check: the run reports it as an
+    # unseen source (like a SQL query) instead of pretending it was checked.
+    ctx.record_many("reads", [{"kind": "unseen", "what": f"feature table {r.name}:latest"} for r in refs if r.version is None])
