@@ -14,6 +14,7 @@ import { stageMarks } from './marks';
 import { PipelineModel } from './model';
 import { CellEditorSection } from './celleditor';
 import { HeaderView } from './header';
+import { ModelsSection } from './models';
 import { RunFormSection } from './runform';
 import { OpenExecuted, RunsSection } from './runs';
 import { StagesSection } from './stages';
@@ -25,7 +26,7 @@ export interface IPipelinePanelOptions {
   openExecuted: OpenExecuted;
 }
 
-const RANK = { header: 0, cell: 100, stages: 200, run: 300, runs: 400 };
+const RANK = { header: 0, cell: 100, stages: 200, run: 300, runs: 400, models: 500 };
 
 export class PipelinePanel extends Panel implements IPipelinePanel {
   constructor(options: IPipelinePanelOptions) {
@@ -36,12 +37,18 @@ export class PipelinePanel extends Panel implements IPipelinePanel {
     this.model = new PipelineModel(options.tracker);
     this._cell = new CellEditorSection(this.model, options.tracker);
     this._runForm = new RunFormSection(this.model);
-    this._runs = new RunsSection(this.model, options.openExecuted);
+    const models = new ModelsSection(this.model);
+    this._runs = new RunsSection(
+      this.model,
+      options.openExecuted,
+      (run, stage, variable) => void models.register(run, stage, variable)
+    );
     this.addSection(new HeaderView(this.model), { rank: RANK.header });
     this.addSection(this._cell, { rank: RANK.cell });
     this.addSection(new StagesSection(this.model), { rank: RANK.stages });
     this.addSection(this._runForm, { rank: RANK.run });
     this.addSection(this._runs, { rank: RANK.runs });
+    this.addSection(models, { rank: RANK.models });
     this.model.changed.connect(this._onChange, this);
     this._onChange(this.model, 'notebook');
   }

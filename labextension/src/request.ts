@@ -5,7 +5,19 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IErrorBody, IGraph, IPlan, IRun, IRunList } from './tokens';
+import {
+  IAliasEvent,
+  IAliasMove,
+  IErrorBody,
+  IGraph,
+  IModelDetail,
+  IModelList,
+  IModelVersion,
+  IPlan,
+  IPromoteRequest,
+  IRun,
+  IRunList
+} from './tokens';
 
 export class NbopsRequestError extends Error {
   constructor(
@@ -91,4 +103,42 @@ export function getStageNotebook(runId: string, stage: string, path: string): Pr
 /** What a run of the saved notebook would do now, and why (nothing runs). */
 export function fetchPlan(path: string): Promise<IPlan> {
   return request<IPlan>('plan', {}, { path });
+}
+
+/** The registered models of the notebook's store (none when it has no store yet). */
+export function listModels(path: string): Promise<IModelList> {
+  return request<IModelList>('models', {}, { path });
+}
+
+/** One model: its versions (metrics, source run) and aliases. */
+export function getModel(name: string, path: string): Promise<IModelDetail> {
+  return request<IModelDetail>(`models/${encodeURIComponent(name)}`, {}, { path });
+}
+
+/** Every alias move of a model, oldest first. */
+export async function getModelHistory(name: string, path: string): Promise<IAliasEvent[]> {
+  const answer = await request<{ history: IAliasEvent[] }>(`models/${encodeURIComponent(name)}/history`, {}, { path });
+  return answer.history;
+}
+
+/** Move an alias to a version; a gate that fails rejects with a 409 naming both values. */
+export function promoteModel(name: string, path: string, body: IPromoteRequest): Promise<IAliasMove> {
+  return request<IAliasMove>(`models/${encodeURIComponent(name)}/promote`, post({ path, ...body }));
+}
+
+/** Move an alias back to the version it held before. */
+export function rollbackModel(name: string, path: string, alias: string, message?: string): Promise<IAliasMove> {
+  return request<IAliasMove>(`models/${encodeURIComponent(name)}/rollback`, post({ path, alias, message }));
+}
+
+/** Register output `variable` of `stage` in run `run` as a new version of model `name`. */
+export function registerModel(
+  path: string,
+  run: string,
+  stage: string,
+  variable: string,
+  name: string,
+  message?: string
+): Promise<IModelVersion> {
+  return request<IModelVersion>('models/register', post({ path, run, stage, var: variable, name, message }));
 }

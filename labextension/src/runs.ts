@@ -14,10 +14,14 @@ import { gotoCell, PipelineSection } from './section';
 /** Opens the executed notebook of `stage` in run `runId` (read-only); rejects with a message. */
 export type OpenExecuted = (runId: string, stage: string, notebookPath: string) => Promise<void>;
 
+/** "Register as model" on output `variable` of `stage` in run `runId`. */
+export type RegisterModel = (runId: string, stage: string, variable: string) => void;
+
 export class RunsSection extends PipelineSection {
   constructor(
     model: PipelineModel,
-    private readonly _openExecuted: OpenExecuted
+    private readonly _openExecuted: OpenExecuted,
+    private readonly _registerModel: RegisterModel | null = null
   ) {
     super(model, 'Runs', ['runs']);
     this._list = h('div', { className: 'nbops-Runs' });
@@ -161,7 +165,10 @@ export class RunsSection extends PipelineSection {
       open && detail
         ? renderRunDetail(detail, {
             openNotebook: stage => void this._open(run.id, stage),
-            gotoCell: index => gotoCell(this.model.notebook, index)
+            gotoCell: index => gotoCell(this.model.notebook, index),
+            registerModel: this._registerModel
+              ? (stage, variable) => this._registerModel?.(run.id, stage, variable)
+              : undefined
           })
         : null
     );

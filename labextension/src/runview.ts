@@ -7,7 +7,7 @@ import { stageColors } from './colors';
 import { h } from './dom';
 import { formatAuthor, formatDuration, formatValue } from './format';
 import { reasonLabel } from './marks';
-import { statusColour, statusText } from './status';
+import { statusColour, statusText, SUCCEEDED } from './status';
 import { IRun, IStageError, IStageRun } from './tokens';
 
 export interface IRunViewActions {
@@ -15,6 +15,42 @@ export interface IRunViewActions {
   openNotebook: (stage: string) => void;
   /** Go to cell `index` of the user's notebook. */
   gotoCell: (index: number) => void;
+  /** Register output `variable` of `stage` as a model version ("Register as model"). */
+  registerModel?: (stage: string, variable: string) => void;
+}
+
+// Tables and arrays are data, not models: "Register as model" is offered for the other outputs.
+const DATA_SERIALIZERS = ['pandas', 'numpy'];
+
+/** The outputs of a succeeded stage that could be models, each with "register as model". */
+function modelOutputs(s: IStageRun, actions: IRunViewActions): HTMLElement | null {
+  const register = actions.registerModel;
+  const outputs = Object.entries(s.outputs ?? {}).filter(([, o]) => !DATA_SERIALIZERS.includes(o.serializer));
+  if (!register || s.status !== SUCCEEDED || !outputs.length) {
+    return null;
+  }
+  return h(
+    'ul',
+    { className: 'nbops-StageOutputs nbops-Indent', 'aria-label': `Outputs of ${s.name}` },
+    ...outputs.map(([name, o]) =>
+      h(
+        'li',
+        { className: 'nbops-StageOutput', 'data-output': name },
+        h('span', { title: o.type ?? o.serializer }, `output ${name}`),
+        h('span', { className: 'nbops-Dim' }, ` ${o.type ?? o.serializer} `),
+        h(
+          'button',
+          {
+            className: 'nbops-LinkButton',
+            title: `Register ${s.name}.${name} of this run as a model version`,
+            'aria-label': `Register ${s.name}.${name} as model`,
+            onclick: () => register(s.name, name)
+          },
+          'register as model'
+        )
+      )
+    )
+  );
 }
 
 /** A status badge, coloured as everywhere else (status.ts). */
@@ -105,6 +141,7 @@ function stageLine(s: IStageRun, color: string | undefined, actions: IRunViewAct
           ...metrics.map(([k, v]) => h('span', { className: 'nbops-Metric' }, h('b', {}, k), ` ${formatValue(v)}`))
         )
       : null,
+    modelOutputs(s, actions),
     s.error ? errorView(s.error, actions) : null
   );
 }

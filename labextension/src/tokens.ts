@@ -173,6 +173,17 @@ export interface IStageRun {
   reason?: IReason | null;
   /** The data files, folders and remote objects the stage read, with their hash when it ran. */
   data?: IDataInput[];
+  /** The variables the stage handed on, by name (what "Register as model" offers). */
+  outputs?: Record<string, IStageOutput>;
+}
+
+/** One output of a stage: its file in the store, how it was saved and its Python type. */
+export interface IStageOutput {
+  file: string;
+  serializer: string;
+  sha256: string;
+  type?: string;
+  bytes?: number;
 }
 
 /** One data input of a stage, as the run recorded it. */
@@ -189,6 +200,95 @@ export interface IRun extends IRunSummary {
   stages: IStageRun[];
   /** The store this run was read from. */
   store?: IStoreInfo;
+}
+
+/** An item of `GET /nbops/models`. */
+export interface IModelSummary {
+  name: string;
+  latest: number | null;
+  /** alias -> the version it points at */
+  aliases: Record<string, number>;
+  created_by: string | null;
+  created_at: string | null;
+}
+
+/** `GET /nbops/models?path=`: the models of the notebook's store. */
+export interface IModelList {
+  store: IStoreInfo;
+  models: IModelSummary[];
+}
+
+/** A registered version: where it came from (run, stage, variable) and what that run measured. */
+export interface IModelVersion {
+  name: string;
+  version: number;
+  run_id: string;
+  stage: string;
+  var: string;
+  sha256: string;
+  flavor: string;
+  type: string | null;
+  signature: Record<string, unknown>;
+  metrics: Record<string, unknown>;
+  params: Record<string, unknown>;
+  source: string;
+  message: string | null;
+  created_by: string | null;
+  created_at: string | null;
+  aliases: string[];
+}
+
+/** `GET /nbops/models/<name>?path=`. */
+export interface IModelDetail {
+  name: string;
+  aliases: Record<string, number>;
+  versions: IModelVersion[];
+  /** Where the registry is (a folder or a masked database URL). */
+  store: string;
+}
+
+/** One gate of a promotion and its verdict, with the values compared. */
+export interface IGateResult {
+  gate: string;
+  passed: boolean;
+  metric?: string;
+  value?: unknown;
+  bound?: number;
+  other?: unknown;
+  other_version?: number;
+  note?: string;
+}
+
+/** One move of an alias (`GET /nbops/models/<name>/history`), oldest first. */
+export interface IAliasEvent {
+  alias: string;
+  action: 'promote' | 'rollback' | string;
+  from: number | null;
+  to: number | null;
+  user: string | null;
+  at: string | null;
+  message: string | null;
+  gates: IGateResult[];
+}
+
+/** What promote and rollback answer. */
+export interface IAliasMove {
+  name: string;
+  alias: string;
+  from: number | null;
+  to: number;
+  gates: IGateResult[];
+}
+
+/** `POST /nbops/models/<name>/promote` (besides `path`). */
+export interface IPromoteRequest {
+  version: number;
+  alias: string;
+  message?: string;
+  /** Metric conditions such as `accuracy>=0.8`. */
+  require?: string[];
+  /** An alias whose version this one must beat on their shared metrics. */
+  better_than?: string;
 }
 
 /** The error body every /nbops/ route answers with (`NbopsError.to_json()`). */
