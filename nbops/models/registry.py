@@ -143,17 +143,20 @@ def register(run_id: str, stage: str, var: str, name: str, *, message: str | Non
 def register_logged(rs: RunStore, run: dict) -> list[dict[str, Any]]:
     """Register the models that stages of a succeeded run logged with ``nbops.log_model``.
 
-    Only stages that ran in this run: a stage reused from the cache logged
-    nothing new, and registering its model again would make a version per run."""
+    A stage reused from the cache logged nothing new: its model is registered only
+    when no version of that model holds those bytes yet (the run that first logged it
+    failed after the stage), so reusing a stage does not make a version per run."""
     if run["status"] != "succeeded":
         return []
     done = []
+    reg = Registry(rs)
     for s in run["stages"]:
-        if s.get("cached_from"):
-            continue
         for logged in s.get("artifacts") or []:
-            if logged.get("model") and logged.get("sha256"):
-                done.append({"name": logged["model"], "version": _register_value(rs, run, s, logged)})
+            if not (logged.get("model") and logged.get("sha256")):
+                continue
+            if s.get("cached_from") and any(v["sha256"] == logged["sha256"] for v in reg.versions(logged["model"])):
+                continue
+            done.append({"name": logged["model"], "version": _register_value(rs, run, s, logged)})
     return done
 
 
