@@ -160,26 +160,28 @@ def online(tables: list[str] | str, ids: list, *, store=None, near=None, online:
     entities = list(dict.fromkeys(meta.entity for meta, _ in found))
     versions = [{"name": m.name, "entity": m.entity, "timestamp": None, "columns": [{"name": c} for c in m.columns]} for m, _ in found]
     renames = feature_columns(versions, entities)
+    ids_array = _ids_array(ids)
     names, arrays = [], []
+    if ids_array is not None:
+        names, arrays = list(entities), [ids_array] * len(entities)
     for meta, rows in found:
         names += [renames[meta.name][c] for c in meta.columns]
         arrays += decode_arrays(rows, meta.schema)
     # One Arrow table, one conversion: building the frame is most of a lookup's time.
     frame = pa.Table.from_arrays(arrays, names=names).to_pandas(split_blocks=True) if arrays else pd.DataFrame(index=range(len(ids)))
-    ids_column = _ids_column(ids)
-    for i, e in enumerate(entities):
-        frame.insert(i, e, ids_column)
+    if ids_array is None:  # ids of mixed kinds: as given
+        for i, e in enumerate(entities):
+            frame.insert(i, e, pd.Series(ids, dtype=object))
     return frame
 
 
-def _ids_column(ids: list):
-    import pandas as pd
+def _ids_array(ids: list):
     import pyarrow as pa
 
     try:
-        return pa.array(ids).to_pandas()
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed kinds of ids: as given
-        return pd.Series(ids, dtype=object)
+        return pa.array(ids)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
 
 
 def entity_of(table: str, store=None, near=None) -> str:

@@ -119,7 +119,11 @@ def encode_rows(table: pa.Table, entity: str, columns: list[str]) -> tuple[list[
 
 def decode_arrays(rows: list[list | None], schema: pa.Schema) -> list[pa.Array]:
     """One Arrow array per column of ``schema`` from cell ``rows`` (None: a missing entity, all nulls)."""
-    return [_column([None if r is None else r[i] for r in rows], f) for i, f in enumerate(schema)]
+    if not len(schema):
+        return []
+    blank = (None,) * len(schema)
+    columns = list(zip(*(blank if r is None else r for r in rows), strict=True)) if rows else [() for _ in schema]
+    return [_column(list(values), f) for values, f in zip(columns, schema, strict=True)]
 
 
 def decode_rows(rows: list[list | None], schema: pa.Schema):
@@ -242,7 +246,7 @@ class SqliteOnline:
     def tables(self) -> list[OnlineTable]:
         return [self._table(r) for r in self._conn().execute("SELECT * FROM nbops_online ORDER BY name").fetchall()]
 
-    def lookup(self, name: str, keys: list[str]) -> tuple[OnlineTable | None, list[list | None]]:
+    def lookup(self, name: str, keys: list[str]) -> tuple[OnlineTable | None, list[tuple | None]]:
         """The table's meta and one row of cells per key (None where the entity is unknown), from one snapshot."""
         conn = self._conn()
         conn.execute("BEGIN")  # pointer and rows from one snapshot: a concurrent replace is all or nothing
@@ -251,12 +255,12 @@ class SqliteOnline:
             if row is None:
                 return None, [None] * len(keys)
             meta = self._table(row)
-            found: dict[str, list] = {}
+            found: dict[str, tuple] = {}
             unique = list(dict.fromkeys(keys))
             for i in range(0, len(unique), _SQL_VARS):
                 chunk = unique[i : i + _SQL_VARS]
                 sql = f"SELECT * FROM {meta.where} WHERE k IN ({', '.join('?' * len(chunk))})"
-                found.update((r[0], list(r[1:])) for r in conn.execute(sql, chunk))
+                found.update((r[0], r[1:]) for r in conn.execute(sql, chunk))
         finally:
             conn.execute("COMMIT")
         return meta, [found.get(k) for k in keys]
@@ -269,16 +273,30 @@ class SqliteOnline:
 
 
 # -- Redis ---------------------------------------------------------------------------------
-# KEYS[1]: the table's meta hash; ARGV: entity ids. Returns {generation, HGETALL of each entity}:
-# the generation and the rows are read in one atomic step.
+# KEYS[1]: the table's meta hash. ARGV: the generation the caller knows the columns of, the
+# number of fields, the fields ('@' then the columns), then the entity ids. The generation
+# and the rows are read in one atomic step; the rows come back as one JSON text (the
+# fields hold JSON values), so the client parses one string, not a reply per value.
+# Another generation than the caller's: returns just it (the caller reads its meta, asks again).
 _LOOKUP = """
 local gen = redis.call('HGET', KEYS[1], 'gen')
 if not gen then return false end
-local out = {gen}
-for i = 1, #ARGV do
-  out[i + 1] = redis.call('HGETALL', KEYS[1] .. ':' .. gen .. ':' .. ARGV[i])
+if gen ~= ARGV[1] then return {gen} end
+local n = tonumber(ARGV[2])
+local fields = {}
+for i = 1, n do fields[i] = ARGV[2 + i] end
+local prefix = KEYS[1] .. ':' .. gen .. ':'
+local rows = {}
+for i = 3 + n, #ARGV do
+  local vals = redis.call('HMGET', prefix .. ARGV[i], unpack(fields))
+  if not vals[1] then
+    rows[#rows + 1] = 'null'
+  else
+    for j = 2, n do if not vals[j] then vals[j] = 'null' end end
+    rows[#rows + 1] = '[' .. table.concat(vals, ',', 2, n) .. ']'
+  end
 end
-return out
+return {gen, '[' .. table.concat(rows, ',') .. ']'}
 """
 _BATCH = 2000  # commands per pipeline round trip
 
@@ -298,6 +316,7 @@ class RedisOnline:
         self.client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
         self._lookup = self.client.register_script(_LOOKUP)
         self._cache: dict[tuple[str, str], OnlineTable] = {}
+        self._latest: dict[str, OnlineTable] = {}  # the generation last seen per table: its columns go with each lookup
 
     def _error(self, exc: Exception, doing: str) -> StoreError:
         return StoreError(f"cannot {doing} the Redis online store {self.url}: {exc}", "check that the server is up and NBOPS_ONLINE (or --online) points at it")
@@ -360,23 +379,21 @@ class RedisOnline:
 
     def lookup(self, name: str, keys: list[str]) -> tuple[OnlineTable | None, list[list | None]]:
         try:
-            for _ in range(3):  # a switch between the lookup and reading a new generation's meta: read again
-                out = self._lookup(keys=[PREFIX + name], args=keys)
+            meta = self._latest.get(name)
+            for _ in range(4):  # the first lookup, or a switch since the last: read the meta, ask again
+                fields = [_PRESENT, *(meta.columns if meta else [])]
+                out = self._lookup(keys=[PREFIX + name], args=[meta.where if meta else "", len(fields), *fields, *keys])
                 if not out:
                     return None, [None] * len(keys)
+                if len(out) == 2:
+                    return meta, json.loads(out[1])
                 meta = self._table(name, out[0].decode())
-                if meta is not None and meta.where == out[0].decode():
-                    return meta, [self._row(flat, meta.columns) for flat in out[1:]]
+                if meta is None:
+                    return None, [None] * len(keys)
+                self._latest[name] = meta
         except self._redis.RedisError as exc:
             raise self._error(exc, "read") from None
-        raise StoreError(f"feature table {name} was rematerialized three times during one lookup in {self.url}", "look it up again")
-
-    @staticmethod
-    def _row(flat: list, columns: list[str]) -> list | None:
-        if not flat:
-            return None
-        fields = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
-        return [json.loads(fields[c]) if c in fields else None for c in columns]
+        raise StoreError(f"feature table {name} was rematerialized during each of four lookups in {self.url}", "look it up again")
 
     def close(self) -> None:
         self.client.close()
