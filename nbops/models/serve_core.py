@@ -59,6 +59,8 @@ def decode_request(body: bytes, content_type: str | None) -> Any:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"the body is not JSON: {exc}", _BODY_FIX) from None
+    except RecursionError:
+        raise RequestError(400, "the body nests JSON too deeply to read", _BODY_FIX) from None
     if not isinstance(doc, dict):
         raise RequestError(422, f"the body is a JSON {type(doc).__name__}, not an object", _BODY_FIX)
     records = doc.get("records", doc.get("dataframe_records"))
@@ -132,6 +134,8 @@ def _decode_arrow(body: bytes) -> Any:
 
 def check_frame(frame: Any, signature: dict) -> Any:
     """``frame`` when it fits ``signature``; RequestError(422) naming every field that does not."""
+    if len(frame) == 0 and frame.shape[1] == 0:
+        return frame  # no rows: nothing to check, and no model call (answered with no predictions)
     problems = flavors.input_problems(signature, frame)
     if not problems and signature.get("kind") in ("frame", "array"):
         problems = _non_finite(frame)
