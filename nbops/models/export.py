@@ -196,8 +196,13 @@ def _onnx_run(data: bytes, feeds: dict) -> list:
         import onnxruntime as ort
     except ImportError:
         raise MissingExtraError("checking an ONNX export", "export", "onnxruntime") from None
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
+    try:
+        return ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)
+    except Exception as exc:  # noqa: BLE001 - an export onnxruntime cannot load or run is refused like a wrong one
+        raise ExportParityError(
+            f"onnxruntime cannot run the export: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}; nothing was written",
+            "the converter produced a graph onnxruntime rejects: upgrade onnxruntime and the converter, or export as torchscript (torch)",
+        ) from None
 
 
 def _opsets(data: bytes) -> dict:

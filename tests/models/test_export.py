@@ -69,7 +69,7 @@ def test_digits_onnx_and_torchscript_parity(digits, tmp_path):
 
     onnx_out = export_model("digits@1", "onnx", tmp_path / "digits.onnx", near=digits.notebook)
     assert onnx_out["flavor"] == "torch" and onnx_out["opset"]["ai.onnx"] == 17 and "dynamo=False" in onnx_out["exporter"]
-    assert onnx_out["sample_source"] == "X_train of stage features" or "X_train" in onnx_out["sample_source"]
+    assert onnx_out["sample_source"] == "X_train of stage data"  # the training split, not generated rows
     assert onnx_out["max_diff"] <= onnx_out["tolerance"]
     (got,) = _session(tmp_path / "digits.onnx").run(None, {"input": x})  # a batch size unlike the sample's: dynamic rows
     assert np.abs(got - expected).max() <= 1e-4
@@ -98,8 +98,9 @@ def test_sklearn_to_torchscript_and_bad_requests_name_what_is_supported(churn, t
 
 @pytest.fixture(scope="module")
 def odd_models(tmp_path_factory):
-    """A run with a plain function, an estimator skl2onnx has no converter for, and a
-    pipeline over a string column: registered as export-fn, export-centroid, export-mixed."""
+    """A run with a plain function, an estimator skl2onnx has no converter for, a pipeline
+    over a string column and a regressor fitted on a bare array (no such array among the
+    run's outputs): registered as export-fn, export-centroid, export-mixed, export-ridge."""
     from nbops import api
 
     folder = tmp_path_factory.mktemp("export_odd")
@@ -115,12 +116,13 @@ def odd_models(tmp_path_factory):
          "mixed = make_pipeline(ColumnTransformer([('num', StandardScaler(), ['age', 'income']),"
          " ('cat', OneHotEncoder(handle_unknown='ignore'), ['plan'])]), LogisticRegression()).fit(X_train, y)\n"
          "centroid = NearestCentroid().fit(X_train[['age', 'income']], y)\n"
+         "from sklearn.linear_model import Ridge\nridge = Ridge().fit(X_train[['age', 'income']].to_numpy(), X_train.income * 1000)\n"
          "def double(x):\n    return x * 2", ["stage:train"]),
-        ("score = float(mixed.score(X_train, y)) + float(centroid.score(X_train[['age', 'income']], y)) + double(0)", ["stage:use"]),
+        ("score = float(mixed.score(X_train, y)) + float(centroid.score(X_train[['age', 'income']], y)) + double(0) + float(ridge.predict([[30, 40.0]])[0])", ["stage:use"]),
     ])  # fmt: skip
     run = api.run(nb)
     assert run["status"] == "succeeded", run
-    for var in ("double", "centroid", "mixed"):
+    for var in ("double", "centroid", "mixed", "ridge"):
         models.register(run["id"], "train", var, f"export-{'fn' if var == 'double' else var}", near=nb)
     return nb
 
@@ -133,6 +135,16 @@ def test_mixed_dtype_pipeline_exports_one_input_per_column(odd_models, tmp_path)
     feeds = {"age": np.array([[25], [60]], np.int64), "income": np.array([[40.0], [70.0]], np.float32), "plan": np.array([["pro"], ["basic"]], object)}
     labels, proba = _session(out).run(None, feeds)
     assert labels.shape == (2,) and proba.shape == (2, 2)
+
+
+def test_regressor_without_training_rows_is_checked_on_generated_rows(odd_models, tmp_path):
+    result = export_model("export-ridge", "onnx", tmp_path / "ridge.onnx", sample_rows=64, near=odd_models)
+    assert result["sample_source"] == "rows generated from the signature" and result["sample_rows"] == 64
+    # Predictions in the tens of thousands: float32 keeps ~7 digits, so the default tolerance scales with them.
+    assert result["tolerance"] > 1e-5 and result["max_diff"] <= result["tolerance"]
+    with pytest.raises(ExportParityError, match="beyond the tolerance 1e-09"):
+        export_model("export-ridge", "onnx", tmp_path / "strict.onnx", tolerance=1e-9, near=odd_models)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ridge.onnx"]
 
 
 def test_unsupported_flavor_and_unconvertible_estimator(odd_models, tmp_path):
