@@ -132,7 +132,8 @@ def materialize(table: str, *, version: int | None = None, online: str | None = 
 def online(tables: list[str] | str, ids: list, *, store=None, near=None, online: str | None = None):
     """The online features of ``ids``: one row per id, in order, with the entity column(s)
     first, then each table's feature columns (``table__column`` where names clash, as in
-    ``training_set``). An id the online store does not hold gets a row of nulls."""
+    ``training_set``). An id the online store does not hold gets a row of nulls, and is listed
+    in ``frame.attrs["missing"]`` (table -> ids), so a caller can name it."""
     import pandas as pd
     import pyarrow as pa
 
@@ -172,6 +173,8 @@ def online(tables: list[str] | str, ids: list, *, store=None, near=None, online:
     if ids_array is None:  # ids of mixed kinds: as given
         for i, e in enumerate(entities):
             frame.insert(i, e, pd.Series(ids, dtype=object))
+    # Which ids a table had no row for (their values are null): a caller may refuse them by name.
+    frame.attrs["missing"] = {m.name: [i for i, r in zip(ids, rows, strict=True) if r is None] for m, rows in found if None in rows}
     return frame
 
 

@@ -86,6 +86,7 @@ def test_online_values_agree_with_the_offline_table_at_each_entity_latest_time(n
     assert list(got.customer_id) == ids
     assert _rows(got.head(len(latest)), cols) == _rows(offline, cols)
     assert _rows(got.tail(2), cols) == [[None] * len(cols)] * 2
+    assert got.attrs["missing"] == {name: [10_000, -1]}
     # And the same as a plain pandas answer: the row with the greatest timestamp per entity.
     by_pandas = df.sort_values("event_time").groupby("customer_id").tail(1).set_index("customer_id").loc[latest.customer_id]
     assert _rows(got.head(len(latest)), ["spend", "plan", "tags"]) == _rows(by_pandas, ["spend", "plan", "tags"])
