@@ -13,8 +13,7 @@ import { PipelineModel } from './model';
 import { gateText, modelNameFor, moveText, parseGates } from './modelformat';
 import { aliasChip, renderModelDetail } from './modelview';
 import { getModel, getModelHistory, listModels, promoteModel, registerModel, rollbackModel } from './request';
-import { PipelineSection } from './section';
-import { RUNNING } from './status';
+import { StoreSection } from './storesection';
 import { IAliasEvent, IModelDetail, IModelSummary } from './tokens';
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -28,49 +27,22 @@ interface IPromoteForm {
   message: string;
 }
 
-export class ModelsSection extends PipelineSection {
+export class ModelsSection extends StoreSection {
   constructor(model: PipelineModel) {
-    super(model, 'Models', ['runs']);
+    super(model, 'Models');
     this._notice = h('div', { className: 'nbops-Message', hidden: true });
     this._list = h('div', { className: 'nbops-Models' });
-    this.body.append(
-      h(
-        'button',
-        { className: 'jp-mod-styled nbops-Refresh', title: 'Refresh the models', onclick: () => void this.refresh() },
-        'Refresh'
-      ),
-      this._notice,
-      this._list
-    );
+    this.body.append(this._notice, this._list);
     this.render();
   }
 
-  render(): void {
-    const nb = this.model.notebook;
-    if (nb !== this._nb) {
-      this._nb = nb;
-      this._models = [];
-      this._error = null;
-      this._open.clear();
-      this._details.clear();
-      this._forms.clear();
-      this._setNotice('', false);
-      this._runKey = '';
-      if (nb) {
-        void this.refresh();
-      }
-    }
-    // A run that ended may have registered models (nbops.log_model): look again.
-    const newest = this.model.runs[0];
-    const runKey = newest ? `${newest.id}:${newest.status}` : '';
-    if (runKey !== this._runKey) {
-      const before = this._runKey;
-      this._runKey = runKey;
-      if (before && newest.status !== RUNNING) {
-        void this.refresh();
-      }
-    }
-    this._draw();
+  protected reset(): void {
+    this._models = [];
+    this._error = null;
+    this._open.clear();
+    this._details.clear();
+    this._forms.clear();
+    this._setNotice('', false);
   }
 
   /** Read the models again, and the details of the opened ones. */
@@ -93,7 +65,7 @@ export class ModelsSection extends PipelineSection {
       this._error = errorText(error);
     }
     if (nb === this.model.notebook) {
-      this._draw();
+      this.draw();
     }
   }
 
@@ -146,11 +118,11 @@ export class ModelsSection extends PipelineSection {
   private async _toggle(name: string): Promise<void> {
     if (this._open.has(name)) {
       this._open.delete(name);
-      this._draw();
+      this.draw();
       return;
     }
     this._open.add(name);
-    this._draw();
+    this.draw();
     const nb = this.model.notebook;
     if (!nb) {
       return;
@@ -160,7 +132,7 @@ export class ModelsSection extends PipelineSection {
     } catch (error) {
       this._setNotice(errorText(error), true);
     }
-    this._draw();
+    this.draw();
   }
 
   private async _promote(name: string): Promise<void> {
@@ -215,7 +187,7 @@ export class ModelsSection extends PipelineSection {
       return;
     }
     this._busy = true;
-    this._draw();
+    this.draw();
     try {
       this._setNotice(await action(), false);
     } catch (error) {
@@ -243,7 +215,7 @@ export class ModelsSection extends PipelineSection {
     return form;
   }
 
-  private _draw(): void {
+  protected draw(): void {
     if (this._error) {
       this._list.replaceChildren(h('div', { className: 'nbops-Message nbops-mod-error', role: 'alert' }, this._error));
       return;
@@ -345,8 +317,6 @@ export class ModelsSection extends PipelineSection {
 
   private readonly _notice: HTMLElement;
   private readonly _list: HTMLElement;
-  private _nb: unknown = null;
-  private _runKey = '';
   private _busy = false;
   private _models: IModelSummary[] = [];
   private _error: string | null = null;

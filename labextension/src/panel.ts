@@ -13,6 +13,7 @@ import { stageColors } from './colors';
 import { stageMarks } from './marks';
 import { PipelineModel } from './model';
 import { CellEditorSection } from './celleditor';
+import { FeaturesSection } from './features';
 import { HeaderView } from './header';
 import { ModelsSection } from './models';
 import { RunFormSection } from './runform';
@@ -26,7 +27,7 @@ export interface IPipelinePanelOptions {
   openExecuted: OpenExecuted;
 }
 
-const RANK = { header: 0, cell: 100, stages: 200, run: 300, runs: 400, models: 500 };
+const RANK = { header: 0, cell: 100, stages: 200, run: 300, runs: 400, models: 500, features: 600 };
 
 export class PipelinePanel extends Panel implements IPipelinePanel {
   constructor(options: IPipelinePanelOptions) {
@@ -49,6 +50,7 @@ export class PipelinePanel extends Panel implements IPipelinePanel {
     this.addSection(this._runForm, { rank: RANK.run });
     this.addSection(this._runs, { rank: RANK.runs });
     this.addSection(models, { rank: RANK.models });
+    this.addSection(new FeaturesSection(this.model), { rank: RANK.features });
     this.model.changed.connect(this._onChange, this);
     this._onChange(this.model, 'notebook');
   }

@@ -9,6 +9,8 @@ import {
   IAliasEvent,
   IAliasMove,
   IErrorBody,
+  IFeatureTableDetail,
+  IFeatureTableList,
   IGraph,
   IModelDetail,
   IModelList,
@@ -141,4 +143,14 @@ export function registerModel(
   message?: string
 ): Promise<IModelVersion> {
   return request<IModelVersion>('models/register', post({ path, run, stage, var: variable, name, message }));
+}
+
+/** The feature tables of the notebook's store, each with its online freshness. */
+export function listFeatureTables(path: string): Promise<IFeatureTableList> {
+  return request<IFeatureTableList>('features', {}, { path });
+}
+
+/** One feature table: its versions, and the freshness of its online copy. */
+export function getFeatureTable(name: string, path: string): Promise<IFeatureTableDetail> {
+  return request<IFeatureTableDetail>(`features/${encodeURIComponent(name)}`, {}, { path });
 }

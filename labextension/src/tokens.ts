@@ -291,6 +291,80 @@ export interface IPromoteRequest {
   better_than?: string;
 }
 
+/** How fresh the online copy of a feature table is (from the store's records). */
+export interface IFreshness {
+  name: string;
+  /** The online store, as records show it (no password). */
+  online: string;
+  materialized: boolean;
+  status: 'fresh' | 'behind' | 'never';
+  materialized_at: string | null;
+  age_seconds: number | null;
+  /** The version materialized, and the newest offline one. */
+  version: number | null;
+  latest_version: number;
+  versions_behind: number | null;
+  max_ts: string | null;
+  offline_max_ts: string | null;
+  /** How far the newest online feature time is behind the offline table's. */
+  lag_seconds: number | null;
+  rows: number | null;
+  summary: string;
+}
+
+/** An item of `GET /nbops/features`. */
+export interface IFeatureTable {
+  name: string;
+  entity: string;
+  timestamp: string;
+  latest: number;
+  versions: number;
+  description: string | null;
+  created_by: string | null;
+  created_at: string | null;
+  online: IFreshness;
+}
+
+/** `GET /nbops/features?path=`. */
+export interface IFeatureTableList {
+  store: IStoreInfo;
+  tables: IFeatureTable[];
+}
+
+/** A published version of a feature table. */
+export interface IFeatureVersion {
+  name: string;
+  version: number;
+  ref: string;
+  entity: string;
+  timestamp: string;
+  rows: number;
+  entities: number | null;
+  min_ts: string | null;
+  max_ts: string | null;
+  columns: { name: string; dtype: string }[];
+  sha256: string;
+  run_id: string | null;
+  stage: string | null;
+  var: string | null;
+  breaking: boolean;
+  created_by: string | null;
+  created_at: string | null;
+}
+
+/** `GET /nbops/features/<table>?path=`. */
+export interface IFeatureTableDetail {
+  name: string;
+  entity: string;
+  timestamp: string;
+  description: string | null;
+  versions: IFeatureVersion[];
+  /** The version the request named (the latest for a bare name). */
+  version: IFeatureVersion;
+  online?: IFreshness;
+  store: string;
+}
+
 /** The error body every /nbops/ route answers with (`NbopsError.to_json()`). */
 export interface IErrorBody {
   error: string;
@@ -321,7 +395,7 @@ export interface IPipelineModel {
 export type PipelineChange = 'notebook' | 'graph' | 'plan' | 'runs' | 'cell';
 
 export interface ISectionOptions {
-  /** Sections are ordered by rank, lowest first; the built-in ones use 100 to 500. */
+  /** Sections are ordered by rank, lowest first; the built-in ones use 100 to 600. */
   rank?: number;
 }
 
