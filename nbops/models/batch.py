@@ -4,7 +4,8 @@
 the input in chunks of ``chunk_rows`` rows (``pyarrow.csv.open_csv`` or
 ``ParquetFile.iter_batches``), calls the model on each and appends the chunk's
 predictions to the output (``ParquetWriter`` or an incremental CSV writer), so
-memory stays bounded whatever the size of the input. Paths are local or any
+memory stays bounded whatever the size of the input (a few chunks in flight: up to
+``jobs`` are predicted at once, in threads, and written in order). Paths are local or any
 fsspec URL (``s3://bucket/key.parquet``).
 
 Before anything is written, the input's columns are checked against the
@@ -30,6 +31,7 @@ an input that fails mid-way leaves no output, and the temporary is removed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -49,6 +51,7 @@ FORMATS = ("csv", "parquet")
 DEFAULT_CHUNK_ROWS = 100_000
 SIDECAR_SUFFIX = ".nbops.json"
 _EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".parq": "parquet"}
+NUMERIC = ("int", "float", "bool")
 _PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")
 _CSV_BLOCK_BYTES = 4 << 20  # what pyarrow parses at once; chunks are then cut to chunk_rows
 Progress = Callable[[int, "int | None"], None]  # (rows done, total rows or None)
@@ -72,6 +75,7 @@ def predict_file(
     output: str | os.PathLike,
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    jobs: int | None = None,
     keep: list[str] | tuple[str, ...] = (),
     input_format: str | None = None,
     output_format: str | None = None,
@@ -80,6 +84,9 @@ def predict_file(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Predict every row of ``input`` with the model ``ref`` names and write ``output``.
+
+    ``jobs`` chunks are predicted at once (threads; default: up to 4 for
+    scikit-learn-like models, 1 for torch and plain functions), written in order.
 
     Returns the model (name, version, run id), the input and output, their
     formats, the number of rows and chunks, the output's columns, the seconds
@@ -90,25 +97,24 @@ def predict_file(
     in_fmt, out_fmt = format_of(src, input_format), format_of(dst, output_format)
     if _same_file(src, dst):
         raise UsageError(f"the output {dst} is the input", "write the predictions to another file")
-    rs, reg = open_registry(store, near)
-    version = resolve(parse_ref(ref) if isinstance(ref, str) else ref, registry=reg)
-    model = load_version(version, rs=rs)
-    signature, flavor = version.get("signature") or {}, version["flavor"]
     keep = list(dict.fromkeys(keep))
     if clash := [k for k in keep if k == "prediction" or k.startswith(("prediction_", "proba_"))]:
         raise UsageError(f"cannot keep {clash[0]!r}: the predictions use that name", "rename the column in the input")
-
     started = time.perf_counter()
+    rs, reg = open_registry(store, near)
+    version = resolve(parse_ref(ref) if isinstance(ref, str) else ref, registry=reg)
+    signature, flavor = version.get("signature") or {}, version["flavor"]
     reader = _Reader(src, in_fmt, signature, keep, chunk_rows)
-    reader.check(version)  # before anything is written
+    reader.check(version)  # before the model is loaded (seconds for a big one) and anything is written
+    model = load_version(version, rs=rs)
     meta = metadata_of(version, src)
     rows = chunks = 0
     columns: list[str] = []
     with _atomic_output(dst) as (sink, commit_sidecar):
         writer = None
         try:
-            for table in reader.chunks():
-                out = _predict_chunk(model, flavor, signature, table, keep, src, rows)
+            predict = functools.partial(_predict_chunk, model, flavor, signature, keep=keep, path=src)
+            for out in _in_order(predict, _numbered(reader.chunks()), _jobs(jobs, flavor)):
                 if writer is None:
                     writer, columns = _open_writer(out_fmt, sink, out.schema, meta), out.schema.names
                 writer.write_table(out.cast(writer.schema) if out.schema != writer.schema else out)
@@ -155,13 +161,9 @@ class _Reader:
         names = schema.names
         problems = [f"no column {k!r} to keep" for k in self.keep if k not in names]
         fed = schema.empty_table().select([n for n in names if n not in self.keep]).to_pandas()
-        if self.signature.get("kind") == "array":
-            problems += flavors.input_problems(self.signature, fed)
-            problems += [
-                f"column {n!r} has dtype {t}, expected numbers" for n, t in fed.dtypes.items() if flavors.dtype_kind(str(t)) not in ("int", "float", "bool")
-            ]
-        else:
-            problems += flavors.input_problems(self.signature, fed)
+        problems += flavors.input_problems(self.signature, fed)
+        if self.signature.get("kind") == "array":  # every column goes into one numeric array
+            problems += [f"column {n!r} has dtype {t}, expected numbers" for n, t in fed.dtypes.items() if flavors.dtype_kind(str(t)) not in NUMERIC]
         if problems:
             extra = any(p.startswith("unexpected column") for p in problems)
             fix = "pass id columns through with --keep COLUMN (keep=[...]), or drop them" if extra else "give the columns the model was trained on"
@@ -215,6 +217,7 @@ class _Reader:
 def _input(path: str) -> Iterator[Any]:
     """A local path as is (pyarrow memory-maps it), a URL as an fsspec file."""
     if _is_local(path):
+        path = path.removeprefix("file://")
         if not os.path.exists(path):
             raise UsageError(f"no input file {path}", "check the path")
         yield path
@@ -320,9 +323,11 @@ def _arrow_type(dtype: str):
 
 
 # -- predicting ---------------------------------------------------------------------
-def _predict_chunk(model: Any, flavor: str, signature: dict, table, keep: list[str], path: str, offset: int):
+def _predict_chunk(model: Any, flavor: str, signature: dict, numbered: tuple[int, Any], *, keep: list[str], path: str):
     """The output rows of one chunk: kept columns as read, then predictions and probabilities."""
     import numpy as np
+
+    offset, table = numbered
     import pyarrow as pa
 
     # without the schema's pandas metadata: it would bring back an index, not model inputs
@@ -352,6 +357,48 @@ def _predict_chunk(model: Any, flavor: str, signature: dict, table, keep: list[s
     return pa.table(columns)
 
 
+def _numbered(tables: Iterator[Any]) -> Iterator[tuple[int, Any]]:
+    """Each table with the number of rows before it (errors name their rows)."""
+    offset = 0
+    for table in tables:
+        yield offset, table
+        offset += table.num_rows
+
+
+def _jobs(jobs: int | None, flavor: str) -> int:
+    """Chunks predicted at once. By default several for scikit-learn and friends (their
+    predict releases the GIL; a forest with n_jobs=1 uses one core), one for torch (it
+    spreads one call over the cores itself) and for plain functions (maybe not thread-safe)."""
+    if jobs is not None:
+        if not isinstance(jobs, int) or jobs < 1:
+            raise UsageError(f"jobs must be a whole number of 1 or more, got {jobs!r}", "e.g. --jobs 2")
+        return jobs
+    return 1 if flavor in ("torch", "callable") else max(1, min(4, os.cpu_count() or 1))
+
+
+def _in_order(fn: Callable[[Any], Any], items: Iterator[Any], jobs: int) -> Iterator[Any]:
+    """``map(fn, items)`` with up to ``jobs`` calls running in threads, results in input
+    order; at most ``jobs + 1`` items read ahead, so memory stays bounded."""
+    if jobs == 1:
+        yield from map(fn, items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(jobs, thread_name_prefix="nbops-predict") as pool:
+        pending: deque = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) > jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:  # a failure (or a closed generator): nothing more to start
+                future.cancel()
+
+
 # -- writing ------------------------------------------------------------------------
 class _CsvWriter:
     """pyarrow's CSV writer behind the ParquetWriter calls (schema, write_table, close)."""
@@ -379,9 +426,9 @@ def _open_writer(fmt: str, sink: Any, schema, meta: dict):
 
 @contextmanager
 def _atomic_output(path: str) -> Iterator[tuple[Any, Callable[[dict], str]]]:
-    """A file to write the output to, under a temporary name until the block ends
-    without error; then renamed (moved) to ``path``. Yields the open file and a
-    function that writes the CSV sidecar (``path`` + ``.nbops.json``)."""
+    """Where to write the output: a temporary name beside ``path`` (a local path, or an
+    open fsspec file) until the block ends without error, then renamed (moved) to
+    ``path``. Yields it and a function that writes the CSV sidecar (``path`` + ``.nbops.json``)."""
     import fsspec.core
 
     fs, target = fsspec.core.url_to_fs(path)
@@ -400,8 +447,11 @@ def _atomic_output(path: str) -> Iterator[tuple[Any, Callable[[dict], str]]]:
         return path + SIDECAR_SUFFIX
 
     try:
-        with fs.open(tmp, "wb") as f:
-            yield f, write_sidecar
+        if local:  # a path: pyarrow writes it natively, not through a Python file object
+            yield tmp, write_sidecar
+        else:
+            with fs.open(tmp, "wb") as f:
+                yield f, write_sidecar
         fs.mv(tmp, target)
         for side_tmp in sidecar_at:
             fs.mv(side_tmp, target + SIDECAR_SUFFIX)
