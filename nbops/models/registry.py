@@ -195,11 +195,12 @@ def _stage_resources(run: dict, stage: str) -> dict:
 
 
 def _fed_signatures(rs: RunStore, run: dict, stage: str) -> list[dict]:
-    """Signatures of the tables and arrays other stages of the run produced (their
-    schema only, no rows read): the candidates for what ``stage`` fed its model."""
+    """Signatures of the tables and arrays the stages of the run produced (their schema
+    only, no rows read): the candidates for what ``stage`` fed its model. The model's own
+    stage counts too: a stage often builds its frame and fits on it (``X`` beside ``model``)."""
     out = []
     for s in run["stages"]:
-        if s["name"] == stage or s["status"] not in DONE_OK:
+        if s["status"] not in DONE_OK:
             continue
         for meta in (s.get("outputs") or {}).values():
             if meta.get("serializer") not in ("pandas", "numpy"):
