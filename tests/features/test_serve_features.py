@@ -188,3 +188,28 @@ def test_an_entity_with_no_online_row_is_refused_by_name(trained):
     with _client(nb, [TABLE]) as client:
         r = client.post("/predict", json={"records": [{"customer_id": 5}, {"customer_id": 10_000}]})
         assert r.status_code == 422 and "10000" in r.json()["message"] and TABLE in r.json()["message"], r.text
+
+
+def test_the_example_notebooks_publish_train_materialize_and_serve(tmp_path):
+    """README's tour: features.ipynb publishes, features_train.ipynb trains on a point-in-time
+    set, the table is materialized, and a service answers a request that carries only ids."""
+    import shutil
+
+    from tests.conftest import EXAMPLES
+
+    for name in ("features.ipynb", "features_train.ipynb"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    published = api.run(tmp_path / "features.ipynb", {"n_customers": 200})
+    assert published["status"] == "succeeded" and published["features"] == [{"name": "customer_stats", "version": 1}], published
+    trained = api.run(tmp_path / "features_train.ipynb")
+    assert trained["status"] == "succeeded" and trained["models"] == [{"name": "churn_features", "version": 1}], trained
+    lineage = models.show("churn_features@1", near=tmp_path / "features_train.ipynb")["lineage"]
+    assert any(i.get("path") == "feature:customer_stats:v1" for i in lineage["inputs"])
+    assert materialize("customer_stats", near=tmp_path / "features.ipynb")["rows"] > 150
+    from starlette.testclient import TestClient
+
+    from nbops.models.serve import create_app
+
+    with TestClient(create_app("churn_features@latest", near=tmp_path / "features.ipynb", features=["customer_stats"], poll=0)) as client:
+        r = client.post("/predict", json={"records": [{"customer_id": 17}, {"customer_id": 42}]})
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 2, r.text
