@@ -17,7 +17,7 @@ from nbops import features
 from nbops.errors import NotFoundError, StoreError, UsageError
 from nbops.features.online import freshness, materialize, online_tables
 from nbops.features.online import online as lookup
-from tests.services import redis  # noqa: F401
+from tests.services import postgres, redis, s3, store_backend  # noqa: F401
 
 T = pd.Timestamp
 
@@ -252,3 +252,28 @@ def test_nbops_online_environment_and_the_cli(near, redis, cli, monkeypatch):  #
         lookup(["via_env"], [5], near=near)
     r = cli("features", "materialize", "nope", cwd=near.parent)
     assert r.returncode != 0 and "no feature table 'nope'" in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize("store_backend", ["pg-s3"], indirect=True)
+def test_the_team_store_records_materializations(store_backend, redis, tmp_path, monkeypatch):  # noqa: F811
+    """PostgreSQL + S3: the table comes from the bucket, the records go to the database, the
+    embedded online store is a file in the local workspace, Redis is shared."""
+    for key, value in store_backend.env.items():
+        monkeypatch.setenv(key, value)
+    near = tmp_path / "nb.ipynb"
+    df = _table(seed=5, entities=50, rows=300)
+    features.publish(df, "team_stats", entity="customer_id", timestamp="event_time", near=near)
+    url = redis.new_db()
+    for online in (None, url):
+        assert materialize("team_stats", online=online, near=near)["rows"] == df.customer_id.nunique()
+    from nbops.features.tables import open_features
+    from nbops.store.feature_online import FeatureOnline
+
+    rs, _ = open_features(near=near)
+    assert rs.kind == "postgresql"
+    assert {r["online"] for r in FeatureOnline(rs).materializations("team_stats")} == {str(rs.root / "online.db"), url}
+    latest = df.sort_values("event_time").groupby("customer_id").tail(1).set_index("customer_id")
+    ids = list(latest.index[:10])
+    for online in (None, url):
+        assert _rows(lookup(["team_stats"], ids, online=online, near=near), ["spend", "plan"]) == _rows(latest.loc[ids], ["spend", "plan"])
+    assert freshness("team_stats", near=near)["elsewhere"][0]["online"] == url
