@@ -127,7 +127,11 @@ export class FeaturesSection extends StoreSection {
     }
     this._open.add(name);
     try {
-      this._details.set(name, await getFeatureTable(name, nb.context.localPath));
+      const detail = await getFeatureTable(name, nb.context.localPath);
+      if (nb !== this.model.notebook) {
+        return;
+      }
+      this._details.set(name, detail);
     } catch (error) {
       this._error = errorText(error);
     }

@@ -18,6 +18,12 @@ import { IAliasEvent, IModelDetail, IModelSummary } from './tokens';
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
+/** An opened model as last read. */
+interface IModelState {
+  detail: IModelDetail;
+  history: IAliasEvent[];
+}
+
 /** What the promote form of one model holds (kept across re-renders). */
 interface IPromoteForm {
   version: string;
@@ -54,13 +60,15 @@ export class ModelsSection extends StoreSection {
     const path = nb.context.localPath;
     try {
       const { models } = await listModels(path);
+      const names = new Set(models.map(m => m.name));
+      const open = [...this._open].filter(n => names.has(n));
+      const loaded = await Promise.all(open.map(n => this._load(n, path)));
       if (nb !== this.model.notebook) {
         return;
       }
       this._models = models;
       this._error = null;
-      const names = new Set(models.map(m => m.name));
-      await Promise.all([...this._open].filter(n => names.has(n)).map(n => this._load(n, path)));
+      open.forEach((n, i) => this._details.set(n, loaded[i]));
     } catch (error) {
       this._error = errorText(error);
     }
@@ -110,9 +118,9 @@ export class ModelsSection extends StoreSection {
     return this._models.length === 1 ? this._models[0].name : modelNameFor(path);
   }
 
-  private async _load(name: string, path: string): Promise<void> {
+  private async _load(name: string, path: string): Promise<IModelState> {
     const [detail, history] = await Promise.all([getModel(name, path), getModelHistory(name, path)]);
-    this._details.set(name, { detail, history });
+    return { detail, history };
   }
 
   private async _toggle(name: string): Promise<void> {
@@ -128,7 +136,11 @@ export class ModelsSection extends StoreSection {
       return;
     }
     try {
-      await this._load(name, nb.context.localPath);
+      const loaded = await this._load(name, nb.context.localPath);
+      if (nb !== this.model.notebook) {
+        return;
+      }
+      this._details.set(name, loaded);
     } catch (error) {
       this._setNotice(errorText(error), true);
     }
@@ -321,6 +333,6 @@ export class ModelsSection extends StoreSection {
   private _models: IModelSummary[] = [];
   private _error: string | null = null;
   private readonly _open = new Set<string>();
-  private readonly _details = new Map<string, { detail: IModelDetail; history: IAliasEvent[] }>();
+  private readonly _details = new Map<string, IModelState>();
   private readonly _forms = new Map<string, IPromoteForm>();
 }
