@@ -16,6 +16,7 @@ Rules, checked for every version:
   table's versions;
 - one row per (entity, timestamp): duplicates are refused, or with
   ``dedupe="last"`` the last of them in the frame's row order is kept;
+- rows are stored sorted by (entity, timestamp) (``read`` returns them so);
 - against the previous version, added columns are fine; removed or retyped
   columns are a breaking change, refused unless ``allow_breaking``.
 """
@@ -41,6 +42,7 @@ __all__ = [
 ]  # fmt: skip
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+ROW_GROUP = 128 * 1024
 LOGGED_PREFIX = "feature:"  # the name of a table a stage published, among its logged artifacts
 
 
@@ -136,8 +138,10 @@ def prepare_frame(df: Any, entity: str, timestamp: str, dedupe: str | None = Non
                 f"{int(dup.sum())} rows share an (entity, timestamp) with another row, e.g. {entity}={first[entity]!r}, {timestamp}={first[timestamp]}",
                 "one row per entity and time: aggregate them, or publish with dedupe='last' (keeps the last of each in the frame's row order)",
             )
-        df = df.drop_duplicates([entity, timestamp], keep="last").reset_index(drop=True)
-    return df
+        df = df.drop_duplicates([entity, timestamp], keep="last")
+    # Stored in (entity, timestamp) order: the as-of join and the latest row per entity
+    # (online) both walk each entity's rows by time, and sorted input halves the join's time.
+    return df.sort_values([entity, timestamp], kind="stable").reset_index(drop=True)
 
 
 def _timestamps(col, name: str):
@@ -251,8 +255,9 @@ def publish(df: Any, name: str, *, entity: str, timestamp: str, description: str
 
 
 def _write_parquet(frame, path: Path) -> Path:
+    """Row groups of 128Ki rows: a point-in-time join reads them in parallel (pyarrow's default, 1Mi, gives 2 cores one each)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    frame.to_parquet(path, index=False, row_group_size=ROW_GROUP)
     return path
 
 
