@@ -40,6 +40,7 @@ DEFAULT_FILE = "online.db"
 
 _STORES: dict[str, SqliteOnline | RedisOnline] = {}  # one client per online store and process: lookups reuse connections
 _STORES_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_STORES.clear)  # a forked worker opens its own connections
 
 
 def online_url(online: str | os.PathLike | None = None, *, root: Path | None = None, store=None, near=None) -> str:

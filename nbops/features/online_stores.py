@@ -21,6 +21,7 @@ column types with the Arrow schema kept in the table's meta.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import sqlite3
 import threading
@@ -34,11 +35,12 @@ import pyarrow as pa
 from nbops.errors import MissingExtraError, StoreError, UsageError
 from nbops.store import mask_url
 
-__all__ = ["OnlineTable", "SqliteOnline", "RedisOnline", "open_online", "entity_key", "encode_rows", "decode_rows", "decode_arrays"]
+__all__ = ["OnlineTable", "SqliteOnline", "RedisOnline", "open_online", "entity_key", "encode_rows", "encode_batches", "decode_rows", "decode_arrays"]
 
 PREFIX = "nbops:features:"
 _PRESENT = "@"  # a field every entity hash has, so a row of nulls is still a row (HSET needs one field)
 _SQL_VARS = 900  # ids per IN (...) query: below SQLite's oldest variable limit
+_ENCODE_ROWS = 50_000  # rows turned into Python cells at a time while materializing
 
 
 # -- cells: Arrow values <-> what SQLite and Redis hold -----------------------------------
@@ -110,11 +112,17 @@ def entity_key(value: Any) -> str:
     return str(value)
 
 
-def encode_rows(table: pa.Table, entity: str, columns: list[str]) -> tuple[list[str], list[list]]:
+def encode_rows(table: pa.Table, entity: str, columns: list[str]) -> tuple[list[str], list[tuple]]:
     """The keys (entity ids) and cell rows of ``table`` (one row per entity)."""
     keys = [entity_key(v) for v in table.column(entity).to_pylist()]
     cols = [_cells(table.column(c)) for c in columns]
-    return keys, [list(r) for r in zip(*cols, strict=True)] if cols else [[] for _ in keys]
+    return keys, list(zip(*cols, strict=True)) if cols else [() for _ in keys]
+
+
+def encode_batches(table: pa.Table, entity: str, columns: list[str], size: int = _ENCODE_ROWS):
+    """:func:`encode_rows` of ``size`` rows at a time: a million entities never sit in memory as Python objects at once."""
+    for start in range(0, table.num_rows, size):
+        yield encode_rows(table.slice(start, size), entity, columns)
 
 
 def decode_arrays(rows: list[list | None], schema: pa.Schema) -> list[pa.Array]:
@@ -203,17 +211,17 @@ class SqliteOnline:
         return conn
 
     def replace(self, name: str, entity: str, version: int, table: pa.Table, schema: pa.Schema, max_ts: str | None) -> dict[str, Any]:
-        keys, rows = encode_rows(table, entity, schema.names)
         physical = f"ft_{uuid.uuid4().hex}"
         cols = ", ".join(f"c{i}" for i in range(len(schema)))
-        meta = _meta(name, version, entity, schema, len(keys), max_ts)
+        meta = _meta(name, version, entity, schema, table.num_rows, max_ts)
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute(f"CREATE TABLE {physical} (k TEXT PRIMARY KEY{', ' + cols if cols else ''}) WITHOUT ROWID")
                 marks = ", ".join("?" * (len(schema) + 1))
-                conn.executemany(f"INSERT OR REPLACE INTO {physical} VALUES ({marks})", ([k, *r] for k, r in zip(keys, rows, strict=True)))
+                for keys, rows in encode_batches(table, entity, schema.names):
+                    conn.executemany(f"INSERT OR REPLACE INTO {physical} VALUES ({marks})", ((k, *r) for k, r in zip(keys, rows, strict=True)))
                 old = conn.execute("SELECT physical FROM nbops_online WHERE name = ?", (name,)).fetchone()
                 conn.execute(
                     "INSERT OR REPLACE INTO nbops_online VALUES (:name, :physical, :version, :entity, :schema, :rows, :max_ts, :materialized_at)",
@@ -322,20 +330,23 @@ class RedisOnline:
         return StoreError(f"cannot {doing} the Redis online store {self.url}: {exc}", "check that the server is up and NBOPS_ONLINE (or --online) points at it")
 
     def replace(self, name: str, entity: str, version: int, table: pa.Table, schema: pa.Schema, max_ts: str | None) -> dict[str, Any]:
-        keys, rows = encode_rows(table, entity, schema.names)
         gen = uuid.uuid4().hex[:12]
         meta_key = PREFIX + name
         columns = schema.names
-        meta = _meta(name, version, entity, schema, len(keys), max_ts)
+        meta = _meta(name, version, entity, schema, table.num_rows, max_ts)
         try:
             old = self.client.hget(meta_key, "gen")
-            pipe = self.client.pipeline(transaction=False)
-            for i, (key, row) in enumerate(zip(keys, rows, strict=True)):
-                fields = {c: json.dumps(v) for c, v in zip(columns, row, strict=True) if v is not None}
-                pipe.hset(f"{meta_key}:{gen}:{key}", mapping={_PRESENT: "1", **fields})
-                if i % _BATCH == _BATCH - 1:
+            try:
+                for keys, rows in encode_batches(table, entity, columns, _BATCH):
+                    pipe = self.client.pipeline(transaction=False)
+                    for key, row in zip(keys, rows, strict=True):
+                        fields = {c: json.dumps(v) for c, v in zip(columns, row, strict=True) if v is not None}
+                        pipe.hset(f"{meta_key}:{gen}:{key}", mapping={_PRESENT: "1", **fields})
                     pipe.execute()
-            pipe.execute()
+            except BaseException:
+                with contextlib.suppress(self._redis.RedisError):  # no orphan half generation left behind
+                    self._drop_generation(meta_key, gen)
+                raise
             self.client.hset(meta_key, mapping={**{k: str(v) for k, v in meta.items()}, "gen": gen})  # the switch: one command
             if old is not None:
                 self._drop_generation(meta_key, old.decode())
