@@ -67,14 +67,17 @@ def pandas_latest(frame, ids):
     return latest.reindex(ids).drop(columns="event_time").reset_index()
 
 
-def timed(fn, batches) -> list[float]:
+def timed(fn, batches) -> tuple[list[float], list[float]]:
+    """Wall-clock and this thread's CPU milliseconds of each call: on a busy machine the
+    wall-clock tail is mostly waiting for a core, which the CPU time leaves out."""
     fn(batches[0])  # warm: connections, caches, first imports
-    out = []
+    wall, cpu = [], []
     for ids in batches:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         fn(ids)
-        out.append((time.perf_counter() - t) * 1000)
-    return out
+        cpu.append((time.thread_time() - c) * 1000)
+        wall.append((time.perf_counter() - t) * 1000)
+    return wall, cpu
 
 
 def stats(ms: list[float]) -> dict[str, float]:
@@ -147,13 +150,17 @@ def main() -> int:
             pd.testing.assert_frame_equal(got[cols].astype(expect[cols].dtypes), expect[cols], check_exact=True)
         print(f"answers agree on one batch of {len(ids)} ids ({sum(i >= args.entities for i in ids)} unknown)")
 
-        base = stats(runs["nbops SQLite"])
-        print(f"\nlookup of {args.batch} entities (ms)   p50      p99     mean   runs   p50 vs nbops SQLite")
-        for label, ms in runs.items():
-            s = stats(ms)
-            print(f"  {label:<22} {s['p50']:8.2f} {s['p99']:8.2f} {s['mean']:8.2f} {s['n']:6d}   {s['p50'] / base['p50']:6.1f}×")
+        base = stats(runs["nbops SQLite"][0])
+        print(f"\nlookup of {args.batch} entities (ms)   p50      p99     mean   cpu p50  cpu p99   runs   p50 vs nbops SQLite")
+        for label, (wall, cpu) in runs.items():
+            s, c = stats(wall), stats(cpu)
+            print(
+                f"  {label:<22} {s['p50']:8.2f} {s['p99']:8.2f} {s['mean']:8.2f} {c['p50']:8.2f} {c['p99']:8.2f} {s['n']:6d}   {s['p50'] / base['p50']:6.1f}×"
+            )
+        cpu99 = stats(runs["nbops SQLite"][1])["p99"]
         verdict = "met" if base["p99"] <= GOAL_P99_MS else "MISSED"
-        print(f"\ngoal p99 ≤ {GOAL_P99_MS:g} ms on the embedded store: {verdict} ({base['p99']:.2f} ms); load average {os.getloadavg()[0]:.1f}")
+        print(f"\ngoal p99 ≤ {GOAL_P99_MS:g} ms on the embedded store: {verdict} ({base['p99']:.2f} ms wall, {cpu99:.2f} ms CPU); "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (Redis: its server's CPU is not in the CPU column)")  # fmt: skip
         return 0
     finally:
         if server is not None:
