@@ -26,8 +26,9 @@ class FeatureJoin:
         self.entities = {t: features.entity_of(t, store=store, near=near) for t in self.tables}
 
     def enrich(self, frame: Any, signature: dict) -> Any:
-        """``frame`` with the online features of each row's entity id added (a value
-        the request already carries wins); entity columns the model does not take are dropped."""
+        """``frame`` with the online features of each row's entity id added: those the
+        model takes (a value the request already carries wins); entity columns the
+        model does not take are dropped. An id a table has no online row for is a 422 naming it."""
         import pandas as pd
 
         wanted = {c["name"] for c in signature.get("columns", [])} if signature.get("kind") == "frame" else None
@@ -40,8 +41,15 @@ class FeatureJoin:
                 raise RequestError(
                     422, f"missing column {entity!r}: the entity id of the feature table(s) {', '.join(tables)}", f"send {entity} in every record", [entity]
                 )
-            found = self._features.online(tables, frame[entity].tolist(), store=self.store, near=self.near).reset_index(drop=True)
-            extra = [c for c in found.columns if c not in frame.columns]
+            ids = frame[entity].tolist()
+            found = self._features.online(tables, ids, store=self.store, near=self.near)
+            missing = {t: m for t, m in (found.attrs.get("missing") or {}).items() if m}
+            if missing:
+                said = "; ".join(f"{t} has no online row for {entity} {', '.join(map(str, m))}" for t, m in missing.items())
+                raise RequestError(422, said, f"send ids the tables hold, or materialize them: nbops features materialize {' '.join(missing)}", [entity])
+            found = found.reset_index(drop=True)
+            # A table usually holds more columns than one model takes: add only the model's.
+            extra = [c for c in found.columns if c not in frame.columns and (wanted is None or c in wanted)]
             frame = pd.concat([frame, found[extra]], axis=1)
         if wanted is not None:
             frame = frame.drop(columns=[e for e in by_entity if e not in wanted])
