@@ -7,7 +7,7 @@ import { stageColors } from './colors';
 import { h } from './dom';
 import { formatAuthor, formatDuration, formatValue } from './format';
 import { reasonLabel } from './marks';
-import { statusColour, statusText, SUCCEEDED } from './status';
+import { DONE_OK, Status, statusColour, statusText } from './status';
 import { IRun, IStageError, IStageRun } from './tokens';
 
 export interface IRunViewActions {
@@ -22,11 +22,11 @@ export interface IRunViewActions {
 // Tables and arrays are data, not models: "Register as model" is offered for the other outputs.
 const DATA_SERIALIZERS = ['pandas', 'numpy'];
 
-/** The outputs of a succeeded stage that could be models, each with "register as model". */
+/** The outputs of a stage that succeeded (or reused them from the cache) that could be models, each with "register as model". */
 function modelOutputs(s: IStageRun, actions: IRunViewActions): HTMLElement | null {
   const register = actions.registerModel;
   const outputs = Object.entries(s.outputs ?? {}).filter(([, o]) => !DATA_SERIALIZERS.includes(o.serializer));
-  if (!register || s.status !== SUCCEEDED || !outputs.length) {
+  if (!register || !DONE_OK.includes(s.status as Status) || !outputs.length) {
     return null;
   }
   return h(

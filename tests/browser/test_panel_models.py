@@ -110,12 +110,14 @@ def test_a_data_output_is_not_offered_and_a_store_without_models_says_how(lab_pa
     from nbops import api
 
     rel = notebook_copy("tiny_model.ipynb")
-    run = api.run(lab.root / rel, {})
+    api.run(lab.root / rel, {})
+    run = api.run(lab.root / rel, {})  # every stage reused from the cache: its outputs are the first run's
+    assert {s["status"] for s in run["stages"]} == {"cached"}
     lab_page.open_notebook(rel)
     panel = lab_page.open_panel()
     section = panel.locator("section[aria-label='Models']")
     section.locator(".nbops-Empty", has_text="No models yet").wait_for()
     detail = panel.locator(f".nbops-Run[data-run-id='{run['id']}'] .nbops-StageRuns")
     detail.wait_for()
-    # X and y (numpy) are data; only train's model is offered.
+    # X and y (numpy) are data; only train's model is offered (cached: reused outputs register too).
     assert [b.get_attribute("aria-label") for b in detail.locator(".nbops-StageOutput button").all()] == ["Register train.model as model"]
