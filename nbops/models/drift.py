@@ -72,9 +72,11 @@ class DriftReport:
         )
 
     def _repr_html_(self) -> str:  # shown as a table when a notebook cell ends with the report
+        from html import escape
+
         head = (
-            f"<p><b>{self.model} v{self.version}</b>: {self.served_rows} served rows ({self.requests} requests) "
-            f"vs {self.reference_rows} training rows ({self.reference}); drifted: {', '.join(self.drifted) or 'none'}</p>"
+            f"<p><b>{escape(self.model)} v{self.version}</b>: {self.served_rows} served rows ({self.requests} requests) "
+            f"vs {self.reference_rows} training rows ({escape(self.reference)}); drifted: {escape(', '.join(self.drifted)) or 'none'}</p>"
         )
         return head + self.to_frame().to_html(index=False)
 

@@ -452,7 +452,7 @@ def rollback(name: str, alias: str, *, message=None, store=None, near=None) -> d
     for e in reg.events(name, alias):
         if e["action"] == "rollback":
             stack.pop() if stack else None
-        else:
+        elif not stack or stack[-1] != e["to_version"]:  # promoting the version it holds moved nothing
             stack.append(e["to_version"])
     if len(stack) < 2:
         raise UsageError(f"{name}@{alias} has no earlier version to go back to", f"see: nbops models history {name}")

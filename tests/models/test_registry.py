@@ -103,6 +103,8 @@ def test_sales_fanin_has_no_model_and_the_refusal_says_why(tmp_path):
 def test_require_passes_and_fails_with_both_values(scored):
     nb, _ = scored
     _fresh(scored, "req")
+    # Fitted in the same stage that built X: the signature has X's own dtypes.
+    assert models.resolve("req@1", near=nb)["signature"]["columns"] == [{"name": "age", "dtype": "int64"}, {"name": "income", "dtype": "float64"}]
     moved = models.promote("req", 1, "production", require=["score>=0.5", "loss<0.5"], near=nb)
     assert moved["from"] is None and moved["to"] == 1 and [g["passed"] for g in moved["gates"]] == [True, True]
     with pytest.raises(GateError) as err:
@@ -167,6 +169,9 @@ def test_rollback_is_a_stack_and_history_says_who_when_why(scored, monkeypatch):
     # A promotion after rollbacks pushes again: rolling back returns to where the alias was.
     models.promote("stack", 3, "production", near=nb)
     assert models.rollback("stack", "production", near=nb)["to"] == 1
+    models.promote("stack", 1, "production", near=nb)  # the version it holds: nothing to go back to
+    with pytest.raises(UsageError, match="no earlier version"):
+        models.rollback("stack", "production", near=nb)
     proc = run_cli("models", "history", "stack", "--notebook", str(nb))
     assert proc.returncode == 0 and "carla" in proc.stdout and "v3 misbehaves" in proc.stdout
     proc = run_cli("models", "rollback", "stack", "--alias", "staging", "--notebook", str(nb))
