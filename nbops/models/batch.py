@@ -104,6 +104,7 @@ def predict_file(
     rs, reg = open_registry(store, near)
     version = resolve(parse_ref(ref) if isinstance(ref, str) else ref, registry=reg)
     signature, flavor = version.get("signature") or {}, version["flavor"]
+    jobs = _jobs(jobs, flavor)
     reader = _Reader(src, in_fmt, signature, keep, chunk_rows)
     reader.check(version)  # before the model is loaded (seconds for a big one) and anything is written
     model = load_version(version, rs=rs)
@@ -114,10 +115,11 @@ def predict_file(
         writer = None
         try:
             predict = functools.partial(_predict_chunk, model, flavor, signature, keep=keep, path=src)
-            for out in _in_order(predict, _numbered(reader.chunks()), _jobs(jobs, flavor)):
+            for out in _in_order(predict, _numbered(reader.chunks()), jobs):
                 if writer is None:
-                    writer, columns = _open_writer(out_fmt, sink, out.schema, meta), out.schema.names
-                writer.write_table(out.cast(writer.schema) if out.schema != writer.schema else out)
+                    schema, columns = out.schema, out.schema.names
+                    writer = _open_writer(out_fmt, sink, schema, meta)
+                writer.write_table(out if out.schema == schema else out.cast(schema))
                 rows, chunks = rows + out.num_rows, chunks + 1
                 if progress is not None:
                     progress(rows, reader.total_rows)
@@ -400,25 +402,11 @@ def _in_order(fn: Callable[[Any], Any], items: Iterator[Any], jobs: int) -> Iter
 
 
 # -- writing ------------------------------------------------------------------------
-class _CsvWriter:
-    """pyarrow's CSV writer behind the ParquetWriter calls (schema, write_table, close)."""
-
-    def __init__(self, sink: Any, schema):
-        import pyarrow.csv as pacsv
-
-        self.schema = schema
-        self._writer = pacsv.CSVWriter(sink, schema)
-
-    def write_table(self, table) -> None:
-        self._writer.write_table(table)
-
-    def close(self) -> None:
-        self._writer.close()
-
-
 def _open_writer(fmt: str, sink: Any, schema, meta: dict):
     if fmt == "csv":
-        return _CsvWriter(sink, schema)
+        import pyarrow.csv as pacsv
+
+        return pacsv.CSVWriter(sink, schema)
     import pyarrow.parquet as pq
 
     return pq.ParquetWriter(sink, schema.with_metadata({"nbops": json.dumps(meta)}))
