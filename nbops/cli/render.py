@@ -371,9 +371,9 @@ def model_history(name: str, events: list[dict]) -> None:
 def model_drift(out: dict) -> None:
     """A drift report (nbops.models.drift(...).to_json()): one row per column, drifted ones first."""
     console.print(
-        f"[bold]{escape(out['model'])} v{out['version']}[/]: {out['served_rows']} served rows ({out['requests']} requests"
-        + (f" since {out['since'][:16].replace('T', ' ')}" if out.get("since") else "")
-        + f") vs {out['reference_rows']} training rows ({escape(out['reference'])})"
+        f"[bold]{escape(out['model'])} v{out['version']}[/]: {counted(out['served_rows'], 'served row')} ({counted(out['requests'], 'request')}"
+        + (f" since {out['since'][:16].replace('T', ' ')} UTC" if out.get("since") else "")
+        + f") vs {counted(out['reference_rows'], 'training row')} ({escape(out['reference'])})"
     )
     table = Table(box=None, pad_edge=False)
     for col in ("column", "test", "statistic", "p-value", "PSI", "drifted", "note"):
