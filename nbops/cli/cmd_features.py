@@ -118,7 +118,8 @@ def _detail(render, out: dict) -> None:
     else:
         render.console.print(f"  lineage      {lineage.get('note', '')}")
     if out.get("online"):
-        render.console.print(f"  online       {render.escape(render.pairs(out['online']))}")
+        online = out["online"]
+        render.console.print(f"  online       {render.escape(str(online.get('summary') or render.pairs(online)))}")
 
 
 def _diff(render, out: dict) -> None:
