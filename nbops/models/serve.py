@@ -22,13 +22,16 @@ How it works
     checked against the old version are answered by it, each response names
     its version); a ``RequestLog`` writes a sampled share of inputs to the store.
 
-Shared with the Ray Serve deployment (``nbops.models.ray_serve``), from serve_core:
+Shared with the Ray Serve deployment (``nbops.models.ray_serve``):
+    ``build_app(ref, version=, rs=, token=)``  this whole service for one replica (pinned version)
+From serve_core:
     ``parse_request(body, content_type, signature) -> DataFrame``  (raises RequestError)
     ``decode_request(body, content_type)`` / ``check_frame(frame, signature)``  its two halves
-    ``Predictor(ref, store=, near=)``: ``.current`` (a ``Loaded``: name, version, flavor,
-    signature, model), ``predict_frame(df, loaded=None) -> dict`` (the response body),
+    ``Predictor(ref, store=, near=, rs=None, version=None)``: ``.current`` (a ``Loaded``: name,
+    version, flavor, signature, model), ``predict_frame(df, loaded=None) -> dict`` (the response body),
     ``predict_frames(frames, loaded) -> [dict | RequestError]`` (one call, split back),
-    ``refresh() -> Loaded | None`` (blocking: re-resolve, load, swap), ``swap(loaded)``
+    ``refresh() -> Loaded | None`` (blocking: re-resolve, load, swap), ``swap(loaded)``,
+    ``describe() -> dict`` (/metadata: the version and its lineage)
     ``RequestError``: ``http_status`` and ``to_json()``; ``dump_json(doc) -> bytes``.
 """
 
@@ -48,7 +51,7 @@ from nbops.models.serve_batch import MicroBatcher, RequestLog
 from nbops.models.serve_core import Loaded, Predictor, RequestError, check_frame, decode_request, dump_json
 from nbops.models.serve_metrics import ServeMetrics
 
-__all__ = ["create_app", "run_server", "app_from_env", "check_port", "MAX_BODY", "TOKEN_ENV"]
+__all__ = ["create_app", "build_app", "run_server", "app_from_env", "check_port", "MAX_BODY", "TOKEN_ENV"]
 
 MAX_BODY = 10 * 1024 * 1024
 TOKEN_ENV = "NBOPS_SERVE_TOKEN"
@@ -70,6 +73,8 @@ def create_app(
     features: list[str] | tuple[str, ...] = (),
     max_batch_rows: int = 1024,
     max_wait: float = 0.002,
+    rs=None,
+    version: dict | None = None,
 ) -> Any:
     """The Starlette app serving ``ref`` (``MODEL@ALIAS``, ``MODEL@VERSION`` or ``MODEL``).
 
@@ -78,7 +83,8 @@ def create_app(
     guards every route but /health. ``poll``: seconds between checks of the
     alias (0: never). ``log_requests``: the share of requests whose inputs are
     written to the store. ``features``: feature tables whose online rows
-    complete each record from its entity id."""
+    complete each record from its entity id. ``rs``/``version``: an open RunStore
+    and an already-resolved version record (a Ray replica's; see build_app)."""
     try:
         from starlette.applications import Starlette
         from starlette.middleware import Middleware
@@ -89,7 +95,7 @@ def create_app(
         raise UsageError(f"--log-requests takes a share between 0 and 1, not {log_requests}", "e.g. --log-requests 0.05 logs one request in 20")
     state = _Service(ref, store=store, near=near, token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
                      poll=poll, max_body=max_body, log_rate=log_requests, features=features,
-                     max_batch_rows=max_batch_rows, max_wait=max_wait)  # fmt: skip
+                     max_batch_rows=max_batch_rows, max_wait=max_wait, rs=rs, version=version)  # fmt: skip
     routes = [
         Route("/predict", state.predict, methods=["POST"]),
         Route("/health", state.health, methods=["GET"]),
@@ -110,12 +116,12 @@ def create_app(
 class _Service:
     """The routes' shared state: the predictor, batcher, request log, metrics and options."""
 
-    def __init__(self, ref, *, store, near, token, poll, max_body, log_rate, features, max_batch_rows, max_wait):
+    def __init__(self, ref, *, store, near, token, poll, max_body, log_rate, features, max_batch_rows, max_wait, rs, version):
         self.ref, self.store, self.near = ref, store, near
         self.token = token
         self.poll = float(poll)
         self.max_body = int(max_body)
-        self.predictor = Predictor(ref, store=store, near=near)
+        self.predictor = Predictor(ref, store=store, near=near, rs=rs, version=version)
         self.metrics = ServeMetrics()
         self.metrics.model = self.predictor.current.label
         self.batcher = MicroBatcher(self.predictor, self.metrics, max_rows=max_batch_rows, max_wait=max_wait)
@@ -181,11 +187,7 @@ class _Service:
             return _error(exc)
 
     def _show(self, loaded: Loaded) -> dict:
-        from nbops.models.registry import show
-
-        doc = show(f"{loaded.name}@{loaded.version}", store=self.store, near=self.near)
-        keep = ("name", "version", "flavor", "signature", "aliases", "run_id", "stage", "var", "sha256", "metrics", "params", "created_at", "lineage")
-        return {k: doc.get(k) for k in keep} | {"ref": str(self.predictor.ref), "features": self.features.tables if self.features else []}
+        return self.predictor.describe(loaded) | {"features": self.features.tables if self.features else []}
 
     async def metrics_text(self, request) -> Any:
         from starlette.responses import Response
@@ -324,6 +326,12 @@ def run_server(ref: str, *, host: str = "127.0.0.1", port: int = 8080, workers: 
     server.run(sockets=[sock])
     if not server.started:
         raise UsageError(f"the service for {ref} did not start", "see the messages above")
+
+
+def build_app(ref: str, *, version: dict, rs, token: str | None = None, poll: float = 0, **options: Any) -> Any:
+    """The service for one Ray Serve replica: ``version`` (resolved by the driver) from
+    the open store ``rs``; no polling by default (the deployment pins one version)."""
+    return create_app(ref, rs=rs, version=version, token=token, poll=poll, **options)
 
 
 def app_from_env() -> Any:

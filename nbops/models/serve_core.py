@@ -222,12 +222,18 @@ class Predictor:
     check and its model call changes nothing for it: old and new versions answer
     side by side until the old one's requests are done."""
 
-    def __init__(self, ref: str, *, store=None, near=None):
+    def __init__(self, ref: str, *, store=None, near=None, rs=None, version: dict | None = None):
+        """``rs``: an open RunStore (else the store is found from ``store``/``near``);
+        ``version``: a version record already resolved (else ``ref`` is resolved here)."""
         from nbops.models.registry import open_registry, parse_ref, resolve
+        from nbops.store.registry import Registry
 
         self.ref = parse_ref(ref)
-        self.rs, self.registry = open_registry(store, near)
-        self.current = self._load(resolve(self.ref, registry=self.registry))
+        if rs is not None:
+            self.rs, self.registry = rs, Registry(rs)
+        else:
+            self.rs, self.registry = open_registry(store, near)
+        self.current = self._load(version if version is not None else resolve(self.ref, registry=self.registry))
         self._refreshing = threading.Lock()
 
     def _load(self, record: dict) -> Loaded:
@@ -248,6 +254,14 @@ class Predictor:
             loaded = self._load(record)
             self.swap(loaded)
             return loaded
+
+    def describe(self, loaded: Loaded | None = None) -> dict:
+        """``GET /metadata``: the version (``models show``'s fields) with its lineage. Blocking."""
+        from nbops.models.registry import ModelRef, lineage, resolve, version_json
+
+        loaded = loaded or self.current
+        v = resolve(ModelRef(loaded.name, version=loaded.version), registry=self.registry)
+        return version_json(v) | {"lineage": lineage(self.rs, v), "ref": str(self.ref)}
 
     def swap(self, loaded: Loaded) -> None:
         """Make ``loaded`` answer new requests (one attribute store: atomic for readers)."""
