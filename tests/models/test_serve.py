@@ -354,3 +354,18 @@ def test_two_workers_smoke(churn, expected):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_build_app_serves_a_pinned_version_from_an_open_store(churn, expected):
+    """What a Ray Serve replica builds (nbops.models.ray_serve): the store already open, the version resolved."""
+    from nbops.models.registry import open_registry, resolve
+    from nbops.models.serve import build_app
+
+    frame, out = expected
+    rs, reg = open_registry(near=churn.notebook)
+    app = build_app("churn@production", version=resolve("churn@1", registry=reg), rs=rs, token=TOKEN)
+    assert app.state.service.poll == 0
+    with ThreadServer(app) as srv, httpx.Client(base_url=srv.url, headers=AUTH, timeout=30) as c:
+        body = c.post("/predict", json={"records": _records(frame.head(5))}).json()
+        assert body["predictions"] == out["predictions"][:5].tolist() and body["model"] == {"name": "churn", "version": 1}
+        assert c.get("/metadata").json()["lineage"]["run_id"] == churn.run["id"]
