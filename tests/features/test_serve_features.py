@@ -172,7 +172,6 @@ def _client(nb, tables: list[str]):
     return TestClient(create_app(f"{MODEL}@production", near=nb, features=tables, poll=0))
 
 
-@pytest.mark.xfail(strict=True, reason="nbops/models/serve_features.py FeatureJoin.enrich adds every feature column, also those the model does not take")
 def test_feature_columns_the_model_does_not_take_are_left_out(trained):
     """A table usually has more columns than one model uses: the enriched row keeps the signature's."""
     nb, table = trained
@@ -182,7 +181,6 @@ def test_feature_columns_the_model_does_not_take_are_left_out(trained):
         assert r.json()["predictions"] == _expected(nb, _latest(table).loc[[5, 17]])
 
 
-@pytest.mark.xfail(strict=True, reason="nbops/models/serve_features.py: an id with no online row reaches the signature check as NaN in an int column")
 def test_an_entity_with_no_online_row_is_refused_by_name(trained):
     nb, _ = trained
     with _client(nb, [TABLE]) as client:
