@@ -31,7 +31,8 @@ from nbops.store.feature_online import FeatureOnline
 from nbops.store.feature_store import FeatureStore
 
 if TYPE_CHECKING:  # the stores import pyarrow: loaded on first use, not with nbops.features
-    from nbops.features.online_stores import RedisOnline, SqliteOnline
+    from nbops.features.online_redis import RedisOnline
+    from nbops.features.online_stores import SqliteOnline
 
 __all__ = ["materialize", "online", "entity_of", "freshness", "online_url", "online_tables", "ONLINE_ENV", "DEFAULT_FILE"]
 
