@@ -279,7 +279,8 @@ def main() -> None:
         b = best[name]
         print(f"{name:<22}{b['per_s']:>15,.0f}{b['p50_ms']:>10.1f}{b['p99_ms']:>10.1f}{b['errors']:>8}")
         if len(rounds) > 1:
-            print(f"{'':<4}rounds: {', '.join(f'{r['per_s']:,.0f}/s p99 {r['p99_ms']:.0f} ms' for r in rounds)}")
+            each = ", ".join(f"{r['per_s']:,.0f}/s p99 {r['p99_ms']:.0f} ms" for r in rounds)
+            print(f"    rounds: {each}")
     if len(best) == 2:
         ours, theirs = best["nbops serve"], best["mlflow models serve"]
         print(
