@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
     p.add_argument("--replicas", type=positive_int, default=1, help="with --ray: replicas (default 1)")
     p.add_argument("--num-gpus", type=float, help="with --ray: GPUs per replica (default: the training stage's)")
     p.add_argument("--address", help="with --ray: the cluster (default: RAY_ADDRESS, or a local one)")
+    p.add_argument("--route-prefix", default="/", metavar="PATH", help="with --ray: where the routes hang (one proxy serves every model; e.g. /churn)")
+    p.add_argument("--stop", action="store_true", help="with --ray: remove MODEL's deployment from the cluster")
     add_where(p)
     return {"serve": _cmd_serve}
 
@@ -67,8 +69,11 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     from nbops.errors import UsageError
     from nbops.models.registry import resolve
 
-    if not a.ray and (a.replicas != 1 or a.num_gpus is not None or a.address):
-        raise UsageError("--replicas, --num-gpus and --address go with --ray", f"nbops serve {a.ref} --ray --replicas {a.replicas}")
+    if not a.ray and (a.replicas != 1 or a.num_gpus is not None or a.address or a.stop or a.route_prefix != "/"):
+        raise UsageError(
+            "--replicas, --num-gpus, --address, --route-prefix and --stop go with --ray",
+            f"add --ray (e.g. nbops serve {a.ref} --ray --replicas 2), or drop them",
+        )
     if a.ray and (a.workers != 1 or a.features or a.log_requests):
         raise UsageError("--workers, --features and --log-requests are for the uvicorn service, not --ray", "drop them, or drop --ray")
     token = a.token or os.environ.get("NBOPS_SERVE_TOKEN") or None
