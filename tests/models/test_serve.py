@@ -172,6 +172,8 @@ def test_status_codes(service, client):
     assert client.post("/predict", content=b"not json at all").status_code == 400
     assert client.get("/nowhere").status_code == 404 and client.get("/nowhere").json()["error"] == "RequestError"
     assert client.get("/predict").status_code == 405
+    r = client.get("/features", params={"table": "t", "id": 1})
+    assert r.status_code == 404 and "--features" in r.json()["fix"]  # this service serves no feature tables
 
     with httpx.Client(base_url=service.url, timeout=30) as anonymous:
         assert anonymous.get("/health").status_code == 200  # /health stays open
@@ -326,6 +328,8 @@ def test_port_in_use_is_a_clear_error(churn):
 def test_unknown_alias_is_the_registry_error(churn):
     proc = subprocess.run([*NBOPS, "serve", "churn@nowhere", "--notebook", str(churn.notebook)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no alias 'nowhere'" in proc.stderr and "production" in proc.stderr
+    proc = subprocess.run([*NBOPS, "serve", "churn@production", "--replicas", "2"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--ray" in proc.stderr
 
 
 def test_two_workers_smoke(churn, expected):
