@@ -8,7 +8,8 @@ Routes
     ``GET /health``     always open (no token): ``{"status": "ok", "model": {...}}``.
     ``GET /metadata``   name, version, flavor, signature, lineage (``registry.show``).
     ``GET /metrics``    Prometheus text: requests and errors by route and status, latency,
-                        batch sizes, the version answering, swaps, request-log counts.
+                        batch sizes, the version answering, swaps, request-log counts
+                        (with ``--workers N`` each process counts its own: a scrape sees one).
     ``GET /features?table=T&id=1&id=2``  the online feature rows (with ``features=``).
 Errors are JSON ``{"error", "message", "fix", "problems"?}``: 400 not JSON, 401 bad or
 missing bearer token, 404 unknown route, 413 body over ``max_body``, 422 input not
