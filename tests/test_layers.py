@@ -27,8 +27,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("services", {"api", "history", "ci", "report", "sweep", "sweep_space", "models", "features", "automate", "export"}),
     ("surfaces", {"cli", "server", "magics", "widgets", "labextension"}),
 ]
-# Shared by every layer (typed errors, status constants, text helpers): importable from anywhere.
-ANYWHERE = {"errors", "status", "text", "pareto"}
+# Shared by every layer (typed errors, status constants, text helpers, table statistics): importable from anywhere.
+ANYWHERE = {"errors", "status", "text", "pareto", "datastats"}
 # The package's own entry points: they wire layers together, so nothing is checked in them.
 ENTRY_POINTS = {"__init__", "__main__"}
 

@@ -11,22 +11,17 @@ the ones behind ``nbops.compare`` (KS or chi-square, PSI, per column), not a cop
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbops.datastats.drift import drift_table
 from nbops.errors import NbopsError, NotFoundError, UsageError
 from nbops.models.registry import _load_object, _object_path, _schema_signature, open_registry, resolve
 from nbops.status import DONE_OK
 from nbops.store import RunStore
 
 __all__ = ["DriftReport", "drift", "training_output"]
-
-# The per-column statistics of nbops.compare live in the widgets surface (nbops/widgets/drift.py).
-# A service may not import a surface, so they are looked up by name when a report is made;
-# once they move below the services layer this becomes a plain import (asked of the lead).
-_COMPARE_MODULE = "nbops.widgets.drift"
 
 
 @dataclass(frozen=True)
@@ -184,7 +179,7 @@ def drift(ref: str, since: float | dt.timedelta | dt.datetime | None = None, *, 
     meta, stage, var = training_output(rs, version)
     reference = _as_frame(_load_object(rs, meta["sha256"], meta["file"], meta["serializer"], meta.get("bytes")), sig)
     served = _served_frame(logged, sig)
-    table = importlib.import_module(_COMPARE_MODULE).drift_table(reference, served, **options)
+    table = drift_table(reference, served, **options)
     columns = [
         {"column": c.name, "kind": c.kind, "test": c.test, "statistic": c.statistic, "p_value": c.p_value, "psi": c.psi, "drifted": c.drifted, "note": c.note}
         for c in table.columns

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nbops.widgets.column_kinds import NAT, column_kind, datetime_values, float_values, label_codes
+from nbops.datastats.kinds import NAT, column_kind, datetime_values, float_values, label_codes
 from nbops.widgets.stats import DATETIME, EMPTY, NUMERIC, ColumnSummary, Histogram, TopValues
 
 __all__ = ["ColumnProfile", "profile_column"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from nbops.widgets.drift import ColumnDrift, DriftTable, drift_table
+from nbops.datastats.drift import ColumnDrift, DriftTable, drift_table
 from nbops.widgets.view import FigureSlot, WidgetView, fmt, require_plotly, styled
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ _STATIC_COLUMNS = 100
 def compare(reference_df: pd.DataFrame, new_df: pd.DataFrame, **options: Any) -> CompareView:
     """Per-column drift of ``new_df`` against ``reference_df``, most drifted first.
 
-    ``options`` go to :func:`~nbops.widgets.drift.drift_table` (``bins``,
+    ``options`` go to :func:`~nbops.datastats.drift.drift_table` (``bins``,
     ``top_k``, ``alpha``, ``psi_threshold``). ``.drift`` has the numbers.
     """
     require_plotly()

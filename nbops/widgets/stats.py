@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from nbops.datastats.kinds import BOOLEAN, CATEGORICAL, DATETIME, EMPTY, NUMERIC, TEXT
+
 __all__ = [
+    "BOOLEAN",
+    "CATEGORICAL",
+    "DATETIME",
+    "EMPTY",
+    "NUMERIC",
+    "TEXT",
     "ColumnSummary",
     "Correlation",
     "Flag",
@@ -21,13 +29,8 @@ __all__ = [
     "TopValues",
 ]
 
-# Column kinds: how a column is summarized and drawn.
-NUMERIC = "numeric"
-BOOLEAN = "boolean"
-CATEGORICAL = "categorical"
-TEXT = "text"
-DATETIME = "datetime"
-EMPTY = "empty"  # every value is null: nothing to draw
+# Column kinds (how a column is summarized and drawn) are defined with the statistics
+# in nbops.datastats, which the services use too; re-exported here for the views.
 
 
 @dataclass(frozen=True)

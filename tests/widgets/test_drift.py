@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nbops.datastats.drift import drift_table, psi
 from nbops.errors import UsageError
-from nbops.widgets.drift import drift_table, psi
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from nbops.datastats.kinds import DATETIME, EMPTY, NAT, NUMERIC, column_kind, datetime_values, float_values, label_codes
 from nbops.errors import UsageError
-from nbops.widgets.column_kinds import NAT, column_kind, datetime_values, float_values, label_codes
-from nbops.widgets.stats import DATETIME, EMPTY, NUMERIC
 
 __all__ = ["ColumnDrift", "DriftTable", "drift_table", "psi"]
 

@@ -11,16 +11,22 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as pdt
 
-from nbops.widgets.stats import BOOLEAN, CATEGORICAL, DATETIME, EMPTY, NUMERIC, TEXT
+# What kind of column a Series is, decided once and used by every statistic.
+NUMERIC = "numeric"
+BOOLEAN = "boolean"
+CATEGORICAL = "categorical"
+TEXT = "text"
+DATETIME = "datetime"
+EMPTY = "empty"  # every value is null: nothing to draw
 
-__all__ = ["column_kind", "datetime_values", "float_values", "label_codes"]
+__all__ = ["column_kind", "datetime_values", "float_values", "label_codes", "NAT", "NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT", "DATETIME", "EMPTY"]
 
 _NUMERIC_OBJECT = {"integer", "floating", "mixed-integer-float", "decimal"}
 NAT = np.iinfo(np.int64).min  # how numpy stores NaT in int64
 
 
 def column_kind(series: pd.Series, n_null: int | None = None) -> str:
-    """One of the kinds in :mod:`nbops.widgets.stats` for ``series``."""
+    """One of the kinds above for ``series``."""
     if n_null is None:
         n_null = int(series.isna().sum())
     if len(series) and n_null == len(series):
