@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
     add_where(p)
     p.add_argument("--json", action="store_true")
     p = actions.add_parser("materialize", help="write the latest value per entity into the online store (SQLite, or Redis with NBOPS_ONLINE)")
+    p.add_argument("--online", metavar="URL", help="redis://HOST:PORT/DB or a SQLite file (default: $NBOPS_ONLINE, then online.db in the store's folder)")
     p.add_argument("table", metavar="TABLE")
     add_where(p)
     p.add_argument("--json", action="store_true")
@@ -74,7 +75,7 @@ def _cmd_features(a: argparse.Namespace) -> int:
     else:
         from nbops.features.online import materialize
 
-        out = materialize(a.table, **where(a))
+        out = materialize(a.table, online=a.online, **where(a))
         render.print_json(out) if a.json else render.console.print(render.escape(render.pairs(out)))
     return 0
 

@@ -179,6 +179,7 @@ def _record(versions: list[dict], refs: list) -> None:
     used = [{"path": f"feature:{v['name']}:v{v['version']}", "feature": v["name"], "version": v["version"], "sha256": v["sha256"]} for v in versions]
     ctx.record_many("inputs", used)
     # A pinned version never changes, so the stage's code says it all. ``:latest`` moves
-    # when someone publishes, which the cache cannot re-check: the run reports it as an
-    # unseen source (like a SQL query) instead of pretending it was checked.
-    ctx.record_many("reads", [{"kind": "unseen", "what": f"feature table {r.name}:latest"} for r in refs if r.version is None])
+    # when someone publishes: the version read is a dep of the stage, and the cache
+    # re-checks it against the store's newest before reusing the stage (plan/fingerprint.py).
+    latest = {r.name for r in refs if r.version is None}
+    ctx.record_many("reads", [{"kind": "feature", "name": v["name"], "version": v["version"], "sha256": v["sha256"]} for v in versions if v["name"] in latest])

@@ -32,6 +32,7 @@ from typing import Any
 
 from nbops.errors import CorruptObjectError, NotFoundError, UsageError
 from nbops.runtime.context import current
+from nbops.runtime.flavors import MODEL_NAME_RE
 from nbops.store import RunStore, iso, open_store, sha256_file, validate_run_id
 from nbops.store.feature_store import FeatureStore
 from nbops.store.objects import ObjectStore
@@ -41,7 +42,7 @@ __all__ = [
     "list_tables", "show", "diff", "schema_diff", "prepare_frame",
 ]  # fmt: skip
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+NAME_RE = MODEL_NAME_RE  # tables are named like models: safe in URLs, paths and shell commands
 ROW_GROUP = 128 * 1024
 LOGGED_PREFIX = "feature:"  # the name of a table a stage published, among its logged artifacts
 

@@ -31,7 +31,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from nbops.runtime.files import sha256_file
@@ -127,17 +127,22 @@ def deps_from_records(records: list[dict], cwd: str, memo: HashMemo) -> list[dic
             deps[f"remote:{r['url']}"] = {"kind": "remote", "key": f"remote:{r['url']}", "url": r["url"], "fingerprint": fingerprint}
         elif kind == "unseen":
             deps[f"unseen:{r['what']}"] = {"kind": "unseen", "key": f"unseen:{r['what']}", "what": r["what"]}
+        elif kind == "feature":  # a feature table read as NAME:latest: the version it was then
+            deps[f"feature:{r['name']}"] = {"kind": "feature", "key": f"feature:{r['name']}", "name": r["name"], "version": r["version"], "sha256": r["sha256"]}
         elif kind == "packages":
             for name, version in r.get("versions", {}).items():
                 deps[f"package:{_normal(name)}"] = {"kind": "package", "key": f"package:{_normal(name)}", "name": name, "version": version}
     return [deps[k] for k in sorted(deps)]
 
 
-def changed_deps(deps: list[dict], cwd: str, memo: HashMemo, current_packages: Mapping[str, str]) -> list[dict]:
+def changed_deps(
+    deps: list[dict], cwd: str, memo: HashMemo, current_packages: Mapping[str, str], latest_feature: Callable[[str], dict | None] | None = None
+) -> list[dict]:
     """What differs now from the recorded ``deps``: ``[{"kind", "detail"}]``; empty = still valid.
 
     ``cwd`` is the folder of the notebook being run now: a relative ``path`` is
-    looked for there, whichever checkout recorded the dep."""
+    looked for there, whichever checkout recorded the dep. ``latest_feature(name)``
+    is the newest version of a feature table in the store (None: no such table)."""
     located = {id(d): _located(d, cwd) for d in deps if d["kind"] in ("file", "dir", "module")}
     listings = {located[id(d)]: _listing(located[id(d)]) for d in deps if d["kind"] == "dir"}
     files = [located[id(d)] for d in deps if d["kind"] in ("file", "module")]
@@ -166,6 +171,11 @@ def changed_deps(deps: list[dict], cwd: str, memo: HashMemo, current_packages: M
                 changes.append({"kind": INPUT, "detail": f"{d['url']} cannot be re-checked ({error}); running again to be safe"})
             elif now != d["fingerprint"]:
                 changes.append({"kind": INPUT, "detail": f"{d['url']} changed ({_short_fp(d['fingerprint'])} → {_short_fp(now)})"})
+        elif kind == "feature":
+            now = latest_feature(d["name"]) if latest_feature is not None else None
+            if now is None or now["sha256"] != d["sha256"]:
+                after = f"v{now['version']}" if now else "gone"
+                changes.append({"kind": INPUT, "detail": f"feature table {d['name']}:latest moved v{d['version']} → {after}"})
         elif kind == "package":
             now = packages.get(_normal(d["name"]))
             if now is None:

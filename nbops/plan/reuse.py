@@ -94,7 +94,12 @@ class ReusePlanner:
             return []
         from nbops.plan.fingerprint import changed_deps
 
-        return changed_deps(deps, self.cwd, self.memo, self.packages())
+        return changed_deps(deps, self.cwd, self.memo, self.packages(), self._latest_feature)
+
+    def _latest_feature(self, name: str) -> dict | None:
+        from nbops.store.feature_store import FeatureStore
+
+        return FeatureStore(self.store).version(name) if self.store is not None else None
 
     def damaged_objects(self, record: Mapping[str, Any]) -> list[str]:
         """The cheap check before a cache hit: every object the record needs is
