@@ -319,24 +319,7 @@ def _joined_input(frames: list, loaded: Loaded) -> Any:
 
 
 def _predict(loaded: Loaded, inputs: Any) -> dict:
-    """``flavors.predict``, with one forest pass instead of two for the scikit-learn
-    forests whose ``predict`` is, in scikit-learn's own code, the argmax of
-    ``predict_proba`` (so the answer is the same, bit for bit, at half the cost)."""
-    model = loaded.model
-    if loaded.flavor == "sklearn" and _predicts_by_argmax(model):
-        import numpy as np
-
-        proba = np.asarray(model.predict_proba(inputs))
-        return {"predictions": model.classes_.take(np.argmax(proba, axis=1), axis=0), "probabilities": proba, "classes": flavors.classes_of(model)}
-    return flavors.predict(model, loaded.flavor, inputs)
-
-
-def _predicts_by_argmax(model: Any) -> bool:
-    try:
-        from sklearn.ensemble._forest import ForestClassifier
-    except ImportError:
-        return False
-    return isinstance(model, ForestClassifier) and type(model).predict is ForestClassifier.predict and getattr(model, "n_outputs_", 0) == 1
+    return flavors.predict(loaded.model, loaded.flavor, inputs)
 
 
 def _body(out: dict, loaded: Loaded, start: int, stop: int) -> dict:
