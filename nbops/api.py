@@ -255,7 +255,7 @@ def plan_run(
 
 
 def _parent(run_id: str, path, store) -> tuple[RunStore, dict, Prepared]:
-    rs = open_store(store, path if path is not None else Path.cwd() / "x.ipynb", create=False)
+    rs = open_store(store, path, create=False)
     parent = rs.get_run(validate_run_id(run_id))
     folder = parent.get("pipeline_dir")
     if not folder or not Path(folder, "pipeline.yaml").exists():

@@ -102,7 +102,7 @@ def _data_deps(deps: list[dict]) -> list[dict]:
 
 def _store_for(path: str | os.PathLike | None, store: str | os.PathLike | None) -> RunStore:
     """The existing store (reads never create one); NotFoundError "no runs yet" when there is none."""
-    return open_store(store, path if path is not None else Path.cwd() / "x.ipynb", create=False)
+    return open_store(store, path, create=False)
 
 
 def _store_of_run(run_id: str, path, store) -> RunStore:

@@ -389,7 +389,7 @@ def show_study(name: str, *, path=None, store=None) -> dict:
     optuna_mod = _optuna()
     if not STUDY_NAME_RE.match(str(name)):
         raise UsageError(f"{name!r} is not a study name", "see the name 'nbops sweep' printed")
-    rs = store if isinstance(store, RunStore) else api.open_store(store, path if path is not None else Path.cwd() / "x.ipynb", create=False)
+    rs = store if isinstance(store, RunStore) else api.open_store(store, path, create=False)
     spec = rs.get_study(name)
     if spec is None:
         raise NotFoundError(f"no study {name!r} in the store {rs.location}", "pass --store (or --notebook) where the sweep ran")

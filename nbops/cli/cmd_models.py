@@ -4,7 +4,6 @@ modules add: export, drift): the model registry on the command line."""
 from __future__ import annotations
 
 import argparse
-import importlib
 from collections.abc import Callable
 
 from nbops.cli.options import add_store_options
@@ -66,13 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
     add_where(p)
     p.add_argument("--json", action="store_true")
 
-    for module in ACTION_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
+    from nbops.cli.main import command_modules
+
+    for mod in command_modules(ACTION_MODULES):
         _ACTIONS.update(mod.register_action(actions))
     return {"models": _cmd_models}
 

@@ -81,17 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Commands that live in their own modules (test, report, sweep): each
     # module has register(subparsers) -> {command name: handler}.
-    import importlib
-
-    for module in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
+    for mod in command_modules(COMMAND_MODULES):
         COMMANDS.update(mod.register(sub))
     return parser
+
+
+def command_modules(names: list[str]) -> Iterator[Any]:
+    """The modules of ``names`` that this install has (a module left out of a slim
+    package is skipped; an import error inside one is raised, not hidden)."""
+    import importlib
+
+    for name in names:
+        try:
+            yield importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
 
 
 def _cmd_graph(a: argparse.Namespace) -> int:

@@ -62,7 +62,6 @@ _ROOT_TTL = 2.0  # seconds a found store folder is reused: finding it reads nbop
 
 
 def _root(store, near) -> Path:
-    near = near if near is not None else Path.cwd() / "x.ipynb"
     key = (str(store), str(near), os.getcwd(), os.environ.get("NBOPS_STORE"))
     hit = _ROOTS.get(key)
     now = time.monotonic()

@@ -80,7 +80,7 @@ def parse_ref(ref: str | FeatureRef) -> FeatureRef:
 
 def open_features(store: str | os.PathLike | None = None, near: str | os.PathLike | None = None, *, create: bool = False) -> tuple[RunStore, FeatureStore]:
     """The run store (found as every surface finds it: flag, environment, nbops.toml, ``.nbops/``) and its feature records."""
-    rs = open_store(store, near if near is not None else Path.cwd() / "x.ipynb", create=create)
+    rs = open_store(store, near, create=create)
     return rs, FeatureStore(rs)
 
 

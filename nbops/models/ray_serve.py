@@ -87,7 +87,7 @@ def _join(address: str | None) -> Any:
 def _replica_settings(ref: str, store, near) -> dict[str, Any]:
     """The store as a replica opens it, credentials included (they travel in the
     deployment's arguments, as the driver resolved them)."""
-    s = store_settings(store, near if near is not None else Path.cwd() / "x.ipynb")
+    s = store_settings(store, near)
     if not is_database_url(s.store) and not Path(s.store).is_absolute():
         s = StoreSettings(str(Path(s.store).resolve()), s.objects, s.workspace, s.source)
     return {"store": s.store, "objects": s.objects, "database": is_database_url(s.store), "workspace": str(Path(s.workspace).resolve())}

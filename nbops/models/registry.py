@@ -74,7 +74,7 @@ def parse_ref(ref: str) -> ModelRef:
 
 def open_registry(store: str | os.PathLike | None = None, near: str | os.PathLike | None = None, *, create: bool = False) -> tuple[RunStore, Registry]:
     """The run store (found as every surface finds it: flag, environment, nbops.toml, ``.nbops/``) and its registry."""
-    rs = open_store(store, near if near is not None else Path.cwd() / "x.ipynb", create=create)
+    rs = open_store(store, near, create=create)
     return rs, Registry(rs)
 
 
