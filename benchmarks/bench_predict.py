@@ -20,7 +20,7 @@ peak memory ≤ 1 GB. The outputs are compared row for row. ``--work DIR`` keeps
 model and the CSV for the next run (the 10-million-row CSV is ~400 MiB).
 
     python benchmarks/bench_predict.py [--rows 1000000] [--chunk-rows 100000] [--trees 100] [--repeat 1]
-                                       [--jobs N] [--work DIR]
+                                       [--work DIR]
 """
 
 from __future__ import annotations
@@ -167,7 +167,6 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=100_000, help="rows per chunk, for both")
     parser.add_argument("--trees", type=int, default=100, help="n_estimators of the churn model (the example's default: 100)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, interleaved; the best (least CPU) is kept")
-    parser.add_argument("--jobs", type=int, help="nbops predict --jobs (default: its own, up to 4 chunks at once for this model)")
     parser.add_argument("--work", type=Path, help="keep the model and CSV in this folder and reuse them next time (default: a temp folder, removed)")
     a = parser.parse_args()
 
@@ -196,7 +195,7 @@ def main() -> None:
         agree = True
         for _ in range(a.repeat):  # interleaved: drift on a shared machine hits all alike
             args = ["predict", "churn@production", str(csv), "-o", str(out), "--chunk-rows", str(a.chunk_rows), "--store", str(store), "--json"]
-            results["nbops"].append(child(NBOPS_CHILD, args + (["--jobs", str(a.jobs)] if a.jobs else []), work))
+            results["nbops"].append(child(NBOPS_CHILD, args, work))
             for name, mode in (("pandas", "predict"), ("pandas+proba", "proba")):
                 shutil.rmtree(parts, ignore_errors=True)
                 parts.mkdir()
@@ -206,7 +205,7 @@ def main() -> None:
         walls = {name: min(r["wall"] for r in runs) for name, runs in results.items()}
 
         print(f"\nbatch prediction of {a.rows:,} CSV rows, chunks of {a.chunk_rows:,} rows, churn model ({a.trees} trees), "
-              f"nbops --jobs {a.jobs or 'default'}, {os.cpu_count()} CPUs, best of {a.repeat}")  # fmt: skip
+              f"{os.cpu_count()} CPUs, best of {a.repeat}")  # fmt: skip
         print("each a whole process: imports, model load, read the CSV, predict, write Parquet")
         print(f"{'':46} {'wall s':>8} {'CPU s':>8} {'rows/s':>9} {'peak RSS':>9} {'wall ratio':>11} {'CPU ratio':>10}")
         for name, label in SIDES.items():

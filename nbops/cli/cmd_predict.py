@@ -24,7 +24,6 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
     p.add_argument("input", metavar="INPUT", help="a .csv or .parquet file, local or an fsspec URL (s3://...)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="where the predictions go (.csv or .parquet, local or a URL)")
     p.add_argument("--chunk-rows", type=positive_int, default=None, metavar="N", help="rows predicted at once (default 100000)")
-    p.add_argument("--jobs", type=positive_int, metavar="N", help="chunks predicted at once (default: up to 4 for scikit-learn-like models, 1 for torch)")
     p.add_argument("--keep", action="append", default=[], metavar="COLUMN", help="copy this input column (an id) next to the predictions (repeatable)")
     p.add_argument("--format", choices=("csv", "parquet"), help="the output's format (default: from its extension)")
     p.add_argument("--input-format", choices=("csv", "parquet"), help="the input's format (default: from its extension)")
@@ -41,7 +40,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
     bar = _Bar() if a.progress or sys.stderr.isatty() else None
     kwargs = {"chunk_rows": a.chunk_rows} if a.chunk_rows else {}  # the library's default otherwise
     try:
-        out = batch.predict_file(a.ref, a.input, a.output, keep=a.keep, jobs=a.jobs, input_format=a.input_format, output_format=a.format,
+        out = batch.predict_file(a.ref, a.input, a.output, keep=a.keep, input_format=a.input_format, output_format=a.format,
                                  progress=bar, **kwargs, **where(a))  # fmt: skip
     finally:
         if bar is not None:

@@ -4,8 +4,9 @@
 the input in chunks of ``chunk_rows`` rows (``pyarrow.csv.open_csv`` or
 ``ParquetFile.iter_batches``), calls the model on each and appends the chunk's
 predictions to the output (``ParquetWriter`` or an incremental CSV writer), so
-memory stays bounded whatever the size of the input (a few chunks in flight: up to
-``jobs`` are predicted at once, in threads, and written in order). Paths are local or any
+memory stays bounded whatever the size of the input. (Chunks are predicted one
+after the other: a scikit-learn forest's predict holds the GIL, so threads gain
+nothing; torch, xgboost and lightgbm spread one call over the cores themselves.) Paths are local or any
 fsspec URL (``s3://bucket/key.parquet``).
 
 Before anything is written, the input's columns are checked against the
@@ -31,7 +32,6 @@ an input that fails mid-way leaves no output, and the temporary is removed.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -75,7 +75,6 @@ def predict_file(
     output: str | os.PathLike,
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    jobs: int | None = None,
     keep: list[str] | tuple[str, ...] = (),
     input_format: str | None = None,
     output_format: str | None = None,
@@ -84,9 +83,6 @@ def predict_file(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Predict every row of ``input`` with the model ``ref`` names and write ``output``.
-
-    ``jobs`` chunks are predicted at once (threads; default: up to 4 for
-    scikit-learn-like models, 1 for torch and plain functions), written in order.
 
     Returns the model (name, version, run id), the input and output, their
     formats, the number of rows and chunks, the output's columns, the seconds
@@ -104,7 +100,6 @@ def predict_file(
     rs, reg = open_registry(store, near)
     version = resolve(parse_ref(ref) if isinstance(ref, str) else ref, registry=reg)
     signature, flavor = version.get("signature") or {}, version["flavor"]
-    jobs = _jobs(jobs, flavor)
     reader = _Reader(src, in_fmt, signature, keep, chunk_rows)
     reader.check(version)  # before the model is loaded (seconds for a big one) and anything is written
     model = load_version(version, rs=rs)
@@ -114,8 +109,8 @@ def predict_file(
     with _atomic_output(dst) as (sink, commit_sidecar):
         writer = None
         try:
-            predict = functools.partial(_predict_chunk, model, flavor, signature, keep=keep, path=src)
-            for out in _in_order(predict, _numbered(reader.chunks()), jobs):
+            for numbered in _numbered(reader.chunks()):
+                out = _predict_chunk(model, flavor, signature, numbered, keep=keep, path=src)
                 if writer is None:
                     schema, columns = out.schema, out.schema.names
                     writer = _open_writer(out_fmt, sink, schema, meta)
@@ -167,8 +162,11 @@ class _Reader:
         if self.signature.get("kind") == "array":  # every column goes into one numeric array
             problems += [f"column {n!r} has dtype {t}, expected numbers" for n, t in fed.dtypes.items() if flavors.dtype_kind(str(t)) not in NUMERIC]
         if problems:
-            extra = any(p.startswith("unexpected column") for p in problems)
-            fix = "pass id columns through with --keep COLUMN (keep=[...]), or drop them" if extra else "give the columns the model was trained on"
+            fix = "give the columns the model was trained on"
+            if any(p.startswith("unexpected column") for p in problems):
+                fix = "pass id columns through with --keep COLUMN (keep=[...]), or drop them"
+            elif any(p.endswith("to keep") for p in problems):
+                fix = f"--keep names a column of the input; its columns: {', '.join(names)}"
             raise UsageError(
                 f"{self.path} does not fit {version['name']} v{version['version']}: " + "; ".join(problems),
                 fix + f" (see: nbops models show {version['name']}@{version['version']})",
@@ -365,40 +363,6 @@ def _numbered(tables: Iterator[Any]) -> Iterator[tuple[int, Any]]:
     for table in tables:
         yield offset, table
         offset += table.num_rows
-
-
-def _jobs(jobs: int | None, flavor: str) -> int:
-    """Chunks predicted at once. By default several for scikit-learn and friends (their
-    predict releases the GIL; a forest with n_jobs=1 uses one core), one for torch (it
-    spreads one call over the cores itself) and for plain functions (maybe not thread-safe)."""
-    if jobs is not None:
-        if not isinstance(jobs, int) or jobs < 1:
-            raise UsageError(f"jobs must be a whole number of 1 or more, got {jobs!r}", "e.g. --jobs 2")
-        return jobs
-    return 1 if flavor in ("torch", "callable") else max(1, min(4, os.cpu_count() or 1))
-
-
-def _in_order(fn: Callable[[Any], Any], items: Iterator[Any], jobs: int) -> Iterator[Any]:
-    """``map(fn, items)`` with up to ``jobs`` calls running in threads, results in input
-    order; at most ``jobs + 1`` items read ahead, so memory stays bounded."""
-    if jobs == 1:
-        yield from map(fn, items)
-        return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(jobs, thread_name_prefix="nbops-predict") as pool:
-        pending: deque = deque()
-        try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
-                if len(pending) > jobs:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:  # a failure (or a closed generator): nothing more to start
-                future.cancel()
 
 
 # -- writing ------------------------------------------------------------------------

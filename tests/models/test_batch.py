@@ -63,14 +63,6 @@ def test_parquet_in_and_out_match_in_process_predictions(churn, churn_model, fra
     assert _leftovers(dst.parent) == [] and result["metadata"] is None
 
 
-def test_chunks_predicted_in_threads_are_written_in_order(churn, churn_model, frame, tmp_path):
-    src, dst = tmp_path / "in.parquet", tmp_path / "scores.parquet"
-    frame.to_parquet(src, index=False)
-    result = batch.predict_file(CHURN, src, dst, chunk_rows=9, jobs=3, near=churn.notebook)
-    assert result["chunks"] == -(-len(frame) // 9)
-    _assert_churn_output(pd.read_parquet(dst), churn_model, frame)
-
-
 def test_csv_with_kept_id_column_and_sidecar(churn, churn_model, frame, tmp_path):
     src, dst = tmp_path / "in.csv", tmp_path / "scores.csv"
     with_ids = frame.reset_index(drop=True)
@@ -143,6 +135,8 @@ def test_missing_extra_and_mistyped_columns_named_in_one_error(churn, frame, tmp
     assert "missing column 'support_calls'" in text and "unexpected column 'customer_id'" in text
     assert "column 'tenure_months' has dtype" in text and "--keep" in text
     assert not dst.exists() and _leftovers(tmp_path) == []
+    with pytest.raises(UsageError, match="no column 'nope' to keep"):
+        batch.predict_file(CHURN, src, dst, keep=["nope"], near=churn.notebook)
 
 
 def test_a_bad_value_deep_in_the_file_leaves_no_output(churn, frame, tmp_path, monkeypatch):
@@ -190,7 +184,7 @@ def test_cli_exit_codes_and_json(churn, frame, tmp_path, capsys):
     src = tmp_path / "in.parquet"
     frame.head(20).to_parquet(src)
     where = ["--notebook", str(churn.notebook)]
-    assert main(["predict", CHURN, str(src), "-o", str(tmp_path / "p.csv"), "--chunk-rows", "8", "--jobs", "2", "--json", *where]) == 0
+    assert main(["predict", CHURN, str(src), "-o", str(tmp_path / "p.csv"), "--chunk-rows", "8", "--json", *where]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["rows"] == 20 and out["chunks"] == 3 and out["format"] == "csv"
     assert main(["predict", CHURN, str(src), "-o", str(tmp_path / "p.out"), "--format", "parquet", *where]) == 0
