@@ -70,8 +70,9 @@ def _import_serve() -> Any:
     return ray, serve
 
 
-def _join(address: str | None) -> Any:
-    """Connect this process to the cluster (once)."""
+def _join(address: str | None, ship_nbops: bool = False) -> Any:
+    """Connect this process to the cluster (once). ``ship_nbops``: upload this nbops
+    package with the job, so replicas run the same code as the driver."""
     ray, _ = _import_serve()
     if not ray.is_initialized():
         where = resolve_address(address)
@@ -80,8 +81,19 @@ def _join(address: str | None) -> Any:
                 "nbops serve --ray needs a running cluster, not a throwaway one", "start one: ray start --head, then pass --address or RAY_ADDRESS"
             )
         probe(where)
-        connect(ray, where, {}, os.getcwd())
+        env: dict[str, Any] = {}
+        if ship_nbops:
+            import nbops
+
+            env["py_modules"] = [str(Path(nbops.__file__).parent)]
+        connect(ray, where, env, os.getcwd())
     return ray
+
+
+def _shipped_env(ray: Any) -> dict[str, Any] | None:
+    """The job's uploaded packages as URIs (Serve takes no local paths), for the replicas' runtime_env."""
+    uploaded = [m for m in (ray.get_runtime_context().runtime_env or {}).get("py_modules") or [] if "://" in str(m)]
+    return {"py_modules": uploaded} if uploaded else None
 
 
 def _replica_settings(ref: str, store, near) -> dict[str, Any]:
@@ -117,11 +129,12 @@ class NbopsReplica:
         rs = _open_replica_store(settings)
         # The version the driver resolved, not the alias again: every replica serves the same one.
         version = resolve(ModelRef(parse_ref(ref).name, version=version_number), registry=Registry(rs))
-        self.version = version
-        self.app = _build_app(ref, version, rs, token)
+        # Prefixed: Serve's ASGI wrapper, mixed into this class, has an ``app`` of its own.
+        self._nbops_version = version
+        self._nbops_app = _build_app(ref, version, rs, token)
 
     def __serve_build_asgi_app__(self) -> Any:
-        return self.app
+        return self._nbops_app
 
     def placement(self) -> dict[str, Any]:
         """Where this replica runs and what Ray gave it (tests and ``describe``)."""
@@ -135,7 +148,7 @@ class NbopsReplica:
             "node_id": ctx.get_node_id(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "resources": ctx.get_assigned_resources(),
-            "model": {"name": self.version["name"], "version": self.version["version"]},
+            "model": {"name": self._nbops_version["name"], "version": self._nbops_version["version"]},
         }
 
 
@@ -233,14 +246,13 @@ def deploy(
     version = resolve(ref, store=store, near=near)
     resources = replica_resources(version, num_gpus, num_cpus)
     settings = _replica_settings(ref, store, near)
-    ray = _join(address)
+    ray = _join(address, ship_nbops)
     _, serve = _import_serve()
     _start_proxy(serve, host, port)
     options: dict[str, Any] = dict(resources)
-    if ship_nbops:
-        import nbops
-
-        options["runtime_env"] = {"py_modules": [str(Path(nbops.__file__).parent)]}
+    shipped = _shipped_env(ray) if ship_nbops else None
+    if shipped:
+        options["runtime_env"] = shipped
     name = app_name(ref)
     deployment = serve.deployment(
         serve.ingress()(NbopsReplica), name="model", num_replicas=replicas, ray_actor_options=options, health_check_period_s=2, health_check_timeout_s=30
@@ -308,7 +320,9 @@ def _run_within(serve: Any, app: Any, name: str, route_prefix: str, timeout: flo
         if state == "RUNNING":
             return
         if state == "DEPLOY_FAILED":
-            raise UsageError(f"Ray Serve could not start {name}: {_first_line(status.message)}", _replica_fix(status))
+            # The application says "failed to update"; its deployment says why (the replica's traceback).
+            why = " ".join(str(d.message) for d in status.deployments.values() if d.message) or status.message
+            raise UsageError(f"Ray Serve could not start {name}: {_first_line(why)}", _replica_fix(why))
         if time.time() > deadline:
             message = getattr(status, "message", "") or "its replicas are not healthy yet"
             _delete_quietly(serve, name)
@@ -319,8 +333,7 @@ def _run_within(serve: Any, app: Any, name: str, route_prefix: str, timeout: flo
         time.sleep(0.25)
 
 
-def _replica_fix(status: Any) -> str:
-    text = str(getattr(status, "message", ""))
+def _replica_fix(text: str) -> str:
     if "NotFoundError" in text or "no run store" in text or "no runs yet" in text:
         return "the replicas must reach the store: a PostgreSQL store with S3 or shared objects, or a folder every node mounts at the same path"
     return "see the replica's error above; 'ray logs' on the node has the rest"
@@ -334,9 +347,10 @@ def _deploy_fix(exc: Exception, resources: dict, replicas: int) -> str:
 
 
 def _first_line(text: Any) -> str:
-    lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "Error" in ln]
-    return (errors[-1] if errors else lines[-1] if lines else "").strip()[:500]
+    """The line of a long Ray error that says what went wrong (and the one after it: pydantic's detail)."""
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    at = max((i for i, ln in enumerate(lines) if "Error" in ln), default=len(lines) - 1)
+    return " ".join(lines[at : at + 3])[:800] if lines else ""
 
 
 def _delete_quietly(serve: Any, name: str) -> None:

@@ -57,7 +57,7 @@ def _deploy(spec: dict) -> dict:
 
     out: dict = {"timings": {}, "urls": {}, "described": {}}
     t = time.time()
-    ray_serve._join(None)
+    ray_serve._join(None, ship_nbops=True)  # as deploy() joins: with this nbops uploaded for the replicas
     out["timings"]["connect_s"] = time.time() - t
     t = time.time()
     serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": PORT})
@@ -136,6 +136,7 @@ def raygpu(cluster, tmp_path_factory):
             "from sklearn.linear_model import LogisticRegression\ncuda = os.environ.get('CUDA_VISIBLE_DEVICES', '')\nmodel = LogisticRegression().fit(X, y)",
             ["stage:train", "gpus:1"],
         ),
+        ("score = float(model.score(X, y))", ["stage:check"]),  # a stage's outputs are what later stages use
     ]
     nb = build_notebook(folder, cells, "gpu_train.ipynb")
     run = drive(cluster, nb, "--executor", "ray", "--no-cache", timeout=300)
