@@ -122,7 +122,7 @@ class NbopsReplica:
     Defined at module level (not inside ``deploy``) so Ray pickles it by reference:
     a replica imports it from ``nbops`` there, the package the deployment ships."""
 
-    def __init__(self, ref: str, version_number: int, settings: dict[str, Any], token: str | None) -> None:
+    def __init__(self, ref: str, version_number: int, settings: dict[str, Any], token: str | None, options: dict[str, Any]) -> None:
         from nbops.models.registry import ModelRef
         from nbops.store.registry import Registry
 
@@ -131,7 +131,7 @@ class NbopsReplica:
         version = resolve(ModelRef(parse_ref(ref).name, version=version_number), registry=Registry(rs))
         # Prefixed: Serve's ASGI wrapper, mixed into this class, has an ``app`` of its own.
         self._nbops_version = version
-        self._nbops_app = _build_app(ref, version, rs, token)
+        self._nbops_app = _build_app(ref, version, rs, token, options)
 
     def __serve_build_asgi_app__(self) -> Any:
         return self._nbops_app
@@ -152,65 +152,10 @@ class NbopsReplica:
         }
 
 
-def _build_app(ref: str, version: dict, rs, token: str | None) -> Any:
-    try:
-        from nbops.models import serve as service
-    except ImportError:  # INTERIM until nbops/models/serve.py (the shared service) lands
-        return _interim_app(version, rs, token)
-    return service.build_app(ref, version=version, rs=rs, token=token)
+def _build_app(ref: str, version: dict, rs, token: str | None, options: dict[str, Any]) -> Any:
+    from nbops.models import serve as service
 
-
-def _interim_app(version: dict, rs, token: str | None) -> Any:
-    """INTERIM, removed when nbops.models.serve lands: the smallest app over runtime.flavors."""
-    import json
-
-    import numpy as np
-    import pandas as pd
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse, PlainTextResponse
-    from starlette.routing import Route
-
-    from nbops.models.registry import load_version
-    from nbops.runtime import flavors
-
-    model = load_version(version, rs=rs)
-    counts = {"requests": 0, "errors": 0}
-
-    def denied(request):
-        if token and request.headers.get("authorization") != f"Bearer {token}":
-            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
-        return None
-
-    async def predict(request):
-        if (no := denied(request)) is not None:
-            return no
-        counts["requests"] += 1
-        try:
-            body = json.loads(await request.body())
-            frame = pd.DataFrame.from_records(body["records"]) if "records" in body else pd.DataFrame(body["columns"])
-        except (ValueError, KeyError, TypeError) as exc:
-            counts["errors"] += 1
-            return JSONResponse({"error": f"cannot read the body: {exc}"}, status_code=422)
-        problems = flavors.input_problems(version["signature"] or {}, frame)
-        if problems:
-            counts["errors"] += 1
-            return JSONResponse({"error": "; ".join(problems)}, status_code=422)
-        out = flavors.predict(model, version["flavor"], flavors.as_model_input(version["signature"] or {}, frame, version["flavor"]))
-        preds = np.asarray(out["predictions"]).tolist()
-        return JSONResponse({"predictions": preds, "model": {"name": version["name"], "version": version["version"]}})
-
-    async def health(request):
-        return JSONResponse({"status": "ok", "model": {"name": version["name"], "version": version["version"]}})
-
-    async def metadata(request):
-        if (no := denied(request)) is not None:
-            return no
-        return JSONResponse({"name": version["name"], "version": version["version"], "signature": version["signature"]})
-
-    async def metrics(request):
-        return PlainTextResponse(f"nbops_requests_total {counts['requests']}\nnbops_errors_total {counts['errors']}\n")
-
-    return Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health), Route("/metadata", metadata), Route("/metrics", metrics)])
+    return service.build_app(ref, version=version, rs=rs, token=token, **options)
 
 
 def deploy(
@@ -226,6 +171,7 @@ def deploy(
     port: int = 8000,
     token: str | None = None,
     route_prefix: str = "/",
+    max_body: int | None = None,
     blocking: bool = True,
     ship_nbops: bool = True,
     timeout: float = DEFAULT_TIMEOUT_S,
@@ -257,7 +203,8 @@ def deploy(
     deployment = serve.deployment(
         serve.ingress()(NbopsReplica), name="model", num_replicas=replicas, ray_actor_options=options, health_check_period_s=2, health_check_timeout_s=30
     )
-    app = deployment.bind(ref, int(version["version"]), settings, token)
+    service_options = {"max_body": max_body} if max_body is not None else {}
+    app = deployment.bind(ref, int(version["version"]), settings, token, service_options)
     started = time.time()
     try:
         _run_within(serve, app, name, route_prefix, timeout)

@@ -203,16 +203,19 @@ def test_churn_replicas_answer_like_the_model_in_process(served, http, churn):  
         body = r.json()
         assert body["predictions"] == expected[start : start + 20]
         assert body["model"] == {"name": "churn", "version": churn.version["version"]}
+        assert len(body["probabilities"]) == 20 and body["classes"] == churn.version["extra"]["classes"]
     assert http.get("/health").status_code == 200
-    assert http.get("/metadata").json()["name"] == "churn"
+    meta = http.get("/metadata").json()
+    assert meta["name"] == "churn" and meta["version"] == churn.version["version"] and meta["signature"] == churn.version["signature"]
+    assert "nbops_serve_requests_total" in http.get("/metrics").text  # Prometheus text of the replica that answered
 
 
 def test_bad_request_is_422_and_the_service_stays_up(served, http, churn):  # noqa: F811
     frame = churn_frame(churn, 3)
     records = json.loads(frame.drop(columns=[frame.columns[0]]).to_json(orient="records"))
     r = http.post("/predict", json={"records": records})
-    assert r.status_code == 422 and frame.columns[0] in r.text, r.text
-    assert http.post("/predict", content=b"{not json", headers={"content-type": "application/json"}).status_code in (400, 422)
+    assert r.status_code == 422 and any(frame.columns[0] in p for p in r.json()["problems"]), r.text
+    assert http.post("/predict", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
     assert http.get("/health").status_code == 200
     ok = http.post("/predict", json={"records": json.loads(frame.to_json(orient="records"))})
     assert ok.status_code == 200 and len(ok.json()["predictions"]) == 3
@@ -231,6 +234,22 @@ def test_num_gpus_comes_from_the_training_stage(served, http, raygpu):
     assert http.post("/raygpu/predict", json={"records": rows}).status_code == 401
     r = http.post("/raygpu/predict", json={"records": rows}, headers={"authorization": "Bearer s3cret"})
     assert r.status_code == 200 and r.json()["predictions"] == [1, 0], r.text
+
+
+def test_resources_and_bad_references_fail_before_the_cluster(tmp_path, churn):  # noqa: F811
+    from nbops.errors import NotFoundError, UsageError
+    from nbops.models import ray_serve
+
+    assert ray_serve.replica_resources({"extra": {"resources": {"gpus": 2}}}) == {"num_gpus": 2.0}
+    assert ray_serve.replica_resources({"extra": {"resources": {"gpus": 2}}}, num_gpus=0, num_cpus=0.5) == {"num_gpus": 0.0, "num_cpus": 0.5}
+    assert ray_serve.replica_resources({"extra": {}}) == {"num_gpus": 0.0}
+    # Unknown alias, bad replicas, bad prefix: the caller's error, and nothing reached a cluster (no address needed).
+    with pytest.raises(NotFoundError, match="no alias 'nope'"):
+        ray_serve.deploy("churn@nope", near=churn.notebook, address="127.0.0.1:1")
+    with pytest.raises(UsageError, match="replicas"):
+        ray_serve.deploy("churn@production", near=churn.notebook, replicas=0)
+    with pytest.raises(UsageError, match="route prefix"):
+        ray_serve.deploy("churn@production", near=churn.notebook, route_prefix="churn")
 
 
 def test_shutdown_removes_one_model_then_everything(served, http, cluster, tmp_path):
