@@ -23,8 +23,10 @@ the port.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -96,7 +98,7 @@ def _shipped_env(ray: Any) -> dict[str, Any] | None:
     return {"py_modules": uploaded} if uploaded else None
 
 
-def _replica_settings(ref: str, store, near) -> dict[str, Any]:
+def _replica_settings(store, near) -> dict[str, Any]:
     """The store as a replica opens it, credentials included (they travel in the
     deployment's arguments, as the driver resolved them)."""
     s = store_settings(store, near)
@@ -111,7 +113,8 @@ def _open_replica_store(settings: dict[str, Any]):
     from nbops.store import RunStore
 
     if settings["database"]:
-        workspace = Path(tempfile.gettempdir()) / "nbops-serve" / str(abs(hash(settings["store"])) % 10**8)
+        key = hashlib.sha256(settings["store"].encode()).hexdigest()[:16]  # one cache per store, the same in every process
+        workspace = Path(tempfile.gettempdir()) / "nbops-serve" / key
         return RunStore(settings["store"], create=False, objects=settings["objects"], workspace=workspace)
     return RunStore(settings["store"], create=False, objects=settings["objects"])
 
@@ -191,7 +194,7 @@ def deploy(
         raise UsageError(f"invalid route prefix {route_prefix!r}", "start it with '/' and end it without one, e.g. /churn")
     version = resolve(ref, store=store, near=near)
     resources = replica_resources(version, num_gpus, num_cpus)
-    settings = _replica_settings(ref, store, near)
+    settings = _replica_settings(store, near)
     ray = _join(address, ship_nbops)
     _, serve = _import_serve()
     _start_proxy(serve, host, port)
@@ -209,6 +212,7 @@ def deploy(
     try:
         _run_within(serve, app, name, route_prefix, timeout)
     except NbopsError:
+        _delete_quietly(serve, name)  # a failed application would hold its route and retry forever
         raise
     except Exception as exc:  # Serve's own errors: a replica that failed to start, a taken route
         _delete_quietly(serve, name)
@@ -216,7 +220,11 @@ def deploy(
     url = _url(serve, host, port) + route_prefix.rstrip("/")
     if not blocking:
         return url
-    print(f"serving {version['name']} v{version['version']} on {url} ({replicas} replica(s), {time.time() - started:.1f} s to start); Ctrl-C stops it")
+    print(
+        f"serving {version['name']} v{version['version']} on {url} ({replicas} replica(s), {time.time() - started:.1f} s to start); Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)
@@ -224,7 +232,6 @@ def deploy(
         pass
     finally:
         _delete_quietly(serve, name)
-        del ray
     return url
 
 
