@@ -68,13 +68,13 @@ def bench_model(name: str, nb: Path, out: Path, single: int, batches: int, threa
     import onnxruntime as ort
 
     from nbops.models.export import _sample, export_model
-    from nbops.models.registry import _load_object, open_registry, resolve
+    from nbops.models.registry import load_object, open_registry, resolve
     from nbops.runtime import flavors
 
     exported = export_model(name, "onnx", out, sample_rows=1000, near=nb)
     rs, reg = open_registry(near=nb)
     version = resolve(name, registry=reg)
-    model = _load_object(rs, version["sha256"], version["file"], version["serializer"], version.get("bytes"))
+    model = load_object(rs, version["sha256"], version["file"], version["serializer"], version.get("bytes"))
     flavor, signature = version["flavor"], version["signature"]
     if flavor == "torch":
         model.eval()

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
     p.add_argument("--ray", action="store_true", help="deploy on a Ray cluster with Ray Serve instead")
     p.add_argument("--replicas", type=positive_int, default=1, help="with --ray: replicas (default 1)")
     p.add_argument("--num-gpus", type=float, help="with --ray: GPUs per replica (default: the training stage's)")
-    p.add_argument("--address", help="with --ray: the cluster (default: RAY_ADDRESS, or a local one)")
+    p.add_argument("--address", help="with --ray: the cluster (default: RAY_ADDRESS, or the cluster `ray start` recorded here)")
     p.add_argument("--route-prefix", default="/", metavar="PATH", help="with --ray: where the routes hang (one proxy serves every model; e.g. /churn)")
     p.add_argument("--stop", action="store_true", help="with --ray: remove MODEL's deployment from the cluster")
     add_where(p)
@@ -77,15 +77,20 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     if a.ray and (a.workers != 1 or a.features or a.log_requests):
         raise UsageError("--workers, --features and --log-requests are for the uvicorn service, not --ray", "drop them, or drop --ray")
     token = a.token or os.environ.get("NBOPS_SERVE_TOKEN") or None
+    if a.ray and a.stop:
+        from nbops.models import ray_serve
+
+        removed = ray_serve.shutdown(a.ref, address=a.address)
+        print(f"removed {', '.join(removed)} from Ray Serve" if removed else f"nothing of {a.ref} was deployed on Ray Serve", file=sys.stderr)
+        return 0
     version = resolve(a.ref, store=a.store, near=a.notebook)  # unknown model or alias: the registry's error, before any port is taken
     if a.ray:
         from nbops.models import ray_serve
 
-        out = ray_serve.deploy(a.ref, store=a.store, near=a.notebook, address=a.address, replicas=a.replicas, num_gpus=a.num_gpus,
-                               host=a.host, port=a.port, token=token)  # fmt: skip
-        print(
-            f"deployed {version['name']} v{version['version']} on Ray Serve: {out}" if out else f"deployed {version['name']} v{version['version']} on Ray Serve"
-        )
+        # deploy() prints where it serves and blocks until Ctrl-C, then removes the deployment.
+        ray_serve.deploy(a.ref, store=a.store, near=a.notebook, address=a.address, replicas=a.replicas, num_gpus=a.num_gpus,
+                         host=a.host, port=a.port, token=token, route_prefix=a.route_prefix, max_body=a.max_body)  # fmt: skip
+        print(f"stopped {version['name']} v{version['version']} on Ray Serve", file=sys.stderr)
         return 0
     from nbops.models.serve import check_port, run_server
 

@@ -15,9 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbops.datastats.drift import drift_table
 from nbops.errors import NbopsError, NotFoundError, UsageError
-from nbops.models.registry import _load_object, _object_path, _schema_signature, open_registry, resolve
+from nbops.models.registry import load_object, object_path, open_registry, resolve, schema_signature
 from nbops.status import DONE_OK
 from nbops.store import RunStore
 
@@ -111,7 +110,7 @@ def training_output(rs: RunStore, version: dict) -> tuple[dict, str, str]:
             if meta.get("serializer") not in ("pandas", "numpy"):
                 continue
             try:
-                schema = _schema_signature(_object_path(rs, meta["sha256"], meta["file"], meta.get("bytes"), verify=False), meta["serializer"])
+                schema = schema_signature(object_path(rs, meta["sha256"], meta["file"], meta.get("bytes"), verify=False), meta["serializer"])
             except (OSError, ValueError, NbopsError):  # gone or unreadable: not a candidate
                 continue
             if _matches(sig, schema):
@@ -177,8 +176,10 @@ def drift(ref: str, since: float | dt.timedelta | dt.datetime | None = None, *, 
         )
     sig = version["signature"]
     meta, stage, var = training_output(rs, version)
-    reference = _as_frame(_load_object(rs, meta["sha256"], meta["file"], meta["serializer"], meta.get("bytes")), sig)
+    reference = _as_frame(load_object(rs, meta["sha256"], meta["file"], meta["serializer"], meta.get("bytes")), sig)
     served = _served_frame(logged, sig)
+    from nbops.datastats.drift import drift_table  # pandas and numpy: only when a report is made
+
     table = drift_table(reference, served, **options)
     columns = [
         {"column": c.name, "kind": c.kind, "test": c.test, "statistic": c.statistic, "p_value": c.p_value, "psi": c.psi, "drifted": c.drifted, "note": c.note}

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import MissingExtraError, NbopsError, UsageError
-from nbops.models.registry import _load_object, _object_path, _schema_signature, open_registry, resolve
+from nbops.models.registry import load_object, object_path, open_registry, resolve, schema_signature
 from nbops.runtime import flavors
 from nbops.runtime.files import sha256_bytes, write_atomic
 
@@ -92,7 +92,7 @@ def export_model(ref: str, fmt: str, output: str | os.PathLike, *, tolerance: fl
             f"{version['name']} v{version['version']} has no input signature: an export needs the input's columns or shape",
             "register the model with nbops.log_model(obj, NAME, input_example=...) so its signature is known",
         )
-    model = _load_object(rs, version["sha256"], version["file"], version["serializer"], version.get("bytes"))
+    model = load_object(rs, version["sha256"], version["file"], version["serializer"], version.get("bytes"))
     sample, source = _sample(rs, version, signature, int(sample_rows))
     inputs = flavors.as_model_input(signature, sample, flavor)
     if flavor == "torch":
@@ -134,14 +134,14 @@ def _sample(rs, version: dict, signature: dict, rows: int) -> tuple[Any, str]:
             if meta.get("serializer") not in ("pandas", "numpy"):
                 continue
             try:
-                schema = _schema_signature(_object_path(rs, meta["sha256"], meta["file"], meta.get("bytes")), meta["serializer"])
+                schema = schema_signature(object_path(rs, meta["sha256"], meta["file"], meta.get("bytes")), meta["serializer"])
             except (OSError, ValueError, NbopsError):
                 continue
             if _fits(signature, schema):
                 found.append(("train" not in var.lower(), s["name"], var, meta))
     if found:
         _, stage, var, meta = min(found, key=lambda f: f[0])
-        value = _load_object(rs, meta["sha256"], meta["file"], meta["serializer"], meta.get("bytes"))
+        value = load_object(rs, meta["sha256"], meta["file"], meta["serializer"], meta.get("bytes"))
         return value[:rows] if signature["kind"] == "array" or not hasattr(value, "head") else value.head(rows), f"{var} of stage {stage}"
     return _generated(signature, rows), "rows generated from the signature"
 

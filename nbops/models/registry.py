@@ -129,7 +129,7 @@ def register(run_id: str, stage: str, var: str, name: str, *, message: str | Non
         listed = ", ".join(sorted(outputs)) or "none"
         raise NotFoundError(f"stage {stage} of run {run_id} has no output {var!r}", f"its outputs: {listed}")
     meta = outputs[var]
-    obj = _load_object(rs, meta["sha256"], meta["file"], meta["serializer"], meta.get("bytes"))
+    obj = load_object(rs, meta["sha256"], meta["file"], meta["serializer"], meta.get("bytes"))
     flavor = flavors.flavor_of(obj)
     if flavor is None:
         raise UsageError(
@@ -206,14 +206,14 @@ def _fed_signatures(rs: RunStore, run: dict, stage: str) -> list[dict]:
             if meta.get("serializer") not in ("pandas", "numpy"):
                 continue
             try:
-                path = _object_path(rs, meta["sha256"], meta["file"], meta.get("bytes"), verify=False)
-                out.append(_schema_signature(path, meta["serializer"]))
+                path = object_path(rs, meta["sha256"], meta["file"], meta.get("bytes"), verify=False)
+                out.append(schema_signature(path, meta["serializer"]))
             except (OSError, ValueError, NbopsError):
                 continue
     return out
 
 
-def _schema_signature(path: Path, serializer: str) -> dict:
+def schema_signature(path: Path, serializer: str) -> dict:
     if serializer == "numpy":
         import numpy as np
 
@@ -226,7 +226,7 @@ def _schema_signature(path: Path, serializer: str) -> dict:
 
 
 # -- loading -------------------------------------------------------------------------
-def _object_path(rs: RunStore, digest: str, file: str, size: int | None, *, verify: bool = True) -> Path:
+def object_path(rs: RunStore, digest: str, file: str, size: int | None, *, verify: bool = True) -> Path:
     """A local copy of an object, kept under the workspace's ``models/`` by digest, its
     bytes checked against the digest unless ``verify`` is False (a schema-only read).
 
@@ -245,10 +245,10 @@ def _object_path(rs: RunStore, digest: str, file: str, size: int | None, *, veri
     return target
 
 
-def _load_object(rs: RunStore, digest: str, file: str, serializer: str, size: int | None) -> Any:
+def load_object(rs: RunStore, digest: str, file: str, serializer: str, size: int | None) -> Any:
     from nbops.runtime.marshal import load_value
 
-    path = _object_path(rs, digest, file, size)
+    path = object_path(rs, digest, file, size)
     try:
         return load_value(path, serializer)
     except NbopsError:
@@ -262,7 +262,7 @@ def _load_object(rs: RunStore, digest: str, file: str, serializer: str, size: in
 
 def load_version(version: dict, *, store=None, near=None, rs: RunStore | None = None) -> Any:
     rs = rs or open_registry(store, near)[0]
-    return _load_object(rs, version["sha256"], version["file"], version["serializer"], version.get("bytes"))
+    return load_object(rs, version["sha256"], version["file"], version["serializer"], version.get("bytes"))
 
 
 def load(ref: str, *, store=None, near=None) -> Any:

@@ -46,12 +46,12 @@ def digits(tmp_path_factory) -> SimpleNamespace:
 def churn_frame(churn: SimpleNamespace, rows: int | None = None):
     """The churn features (X_test of the fixture's run) as the model takes them."""
     from nbops import api
-    from nbops.models.registry import _load_object, open_registry
+    from nbops.models.registry import load_object, open_registry
 
     run = api.get_run(churn.run["id"], path=churn.notebook)
     meta = next(s for s in run["stages"] if s["name"] == "features")["outputs"]["X_test"]
     rs, _ = open_registry(near=churn.notebook)
-    frame = _load_object(rs, meta["sha256"], meta["file"], meta["serializer"], meta.get("bytes"))
+    frame = load_object(rs, meta["sha256"], meta["file"], meta["serializer"], meta.get("bytes"))
     return frame if rows is None else frame.head(rows)
 
 

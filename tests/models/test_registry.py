@@ -16,7 +16,7 @@ import pytest
 from nbops import api, models
 from nbops.errors import CorruptObjectError, NotFoundError, UsageError
 from nbops.models import GateError
-from nbops.models.registry import _load_object, open_registry
+from nbops.models.registry import load_object, open_registry
 from tests.conftest import EXAMPLES, build_notebook, run_cli
 from tests.models.conftest import churn_frame
 
@@ -41,7 +41,7 @@ def _output(nb, run: dict, stage: str, var: str):
     """A stage output of a run, loaded from the store as the registry loads it."""
     rs, _ = open_registry(near=nb)
     meta = next(s for s in rs.get_run(run["id"])["stages"] if s["name"] == stage)["outputs"][var]
-    return _load_object(rs, meta["sha256"], meta["file"], meta["serializer"], meta.get("bytes"))
+    return load_object(rs, meta["sha256"], meta["file"], meta["serializer"], meta.get("bytes"))
 
 
 @pytest.fixture(scope="module")
