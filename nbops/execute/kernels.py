@@ -60,6 +60,7 @@ def start_kernel(
     )
     if own:
         km.nbops_own_dir = sockets  # type: ignore[attr-defined]
+    _track_clients(km)
     kernel_env = dict(os.environ if env is None else env)
     kernel_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # The kernel process's own stdout/stderr (not cell output, which travels
@@ -84,7 +85,30 @@ def start_kernel(
     return km
 
 
+def _track_clients(km: AsyncKernelManager) -> None:
+    """Remember every client made from ``km``, so shutdown stops their channels.
+
+    papermill (nbclient) given a kernel it does not own never stops the client it
+    made, and that client's heartbeat thread and sockets outlive the kernel: a
+    long-lived process (the server, a sweep) ran out of zmq sockets after ~100 stages."""
+    made: list = []
+    original = km.client
+
+    def client(**kwargs):
+        kc = original(**kwargs)
+        made.append(kc)
+        return kc
+
+    km.client = client  # type: ignore[method-assign]
+    km.nbops_clients = made  # type: ignore[attr-defined]
+
+
 def shutdown_kernel(km: AsyncKernelManager) -> None:
+    for kc in getattr(km, "nbops_clients", ()):
+        try:
+            kc.stop_channels()
+        except Exception:  # noqa: BLE001 - a client half set up: nothing of it to stop
+            pass
     try:
         run_sync(km.shutdown_kernel)(now=True)
     except Exception as exc:  # already dead, or its manager is: either way the kernel is gone
