@@ -174,11 +174,14 @@ def test_import_is_light():
 
 
 def test_widgets_import_only_errors_from_nbops():
-    # A surface: it may use the library facade (nbops.api), the errors and the shared wording (status, text), nothing deeper.
+    # A surface: it may use the library facade (nbops.api), the errors, the shared wording (status, text)
+    # and the shared table statistics (datastats), nothing deeper.
     for path in PACKAGE.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nbops"):
-                assert node.module in ("nbops.errors", "nbops.api", "nbops.status", "nbops.text", "nbops.pareto") or node.module.startswith("nbops.widgets"), (
+                assert node.module in ("nbops.errors", "nbops.api", "nbops.status", "nbops.text", "nbops.pareto") or node.module.startswith(
+                    ("nbops.widgets", "nbops.datastats")
+                ), (
                     path,
                     node.module,
                 )
