@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ import pytest
 from nbops import api, features, models
 from nbops.features.online import materialize
 from tests.conftest import NBOPS, build_notebook
+from tests.models.conftest import wait_until_healthy
 from tests.services import free_port, redis  # noqa: F401
 
 httpx = pytest.importorskip("httpx")
@@ -97,16 +97,7 @@ def service(request, trained):
     proc = _serve(nb, port, env)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "nbops serve --features did not answer"
-            time.sleep(0.2)
+        wait_until_healthy(proc, client, "nbops serve --features")
         yield client, nb, table, env.get("NBOPS_ONLINE")
     finally:
         client.close()

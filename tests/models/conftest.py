@@ -55,4 +55,23 @@ def churn_frame(churn: SimpleNamespace, rows: int | None = None):
     return frame if rows is None else frame.head(rows)
 
 
-__all__ = ["churn_frame", "Path"]
+def wait_until_healthy(proc, client, what: str, timeout: float = 120) -> None:
+    """Poll ``GET /health`` of a started ``nbops serve`` process until it answers 200;
+    fail with the process's stderr if it exits first, or after ``timeout`` seconds."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            if client.get("/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{what} did not answer"
+        time.sleep(0.2)
+
+
+__all__ = ["churn_frame", "wait_until_healthy", "Path"]

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.conftest import NBOPS
-from tests.models.conftest import churn_frame
+from tests.models.conftest import churn_frame, wait_until_healthy
 from tests.services import free_port
 
 httpx = pytest.importorskip("httpx")
@@ -338,16 +338,7 @@ def test_two_workers_smoke(churn, expected):
     proc = _serve(churn, port, "--workers", "2", "--poll", "0")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
-            deadline = time.monotonic() + 120
-            while True:
-                assert proc.poll() is None, proc.communicate()[1]
-                try:
-                    if c.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "nbops serve --workers 2 did not answer"
-                time.sleep(0.2)
+            wait_until_healthy(proc, c, "nbops serve --workers 2")
             with ThreadPoolExecutor(4) as pool:
                 answers = list(pool.map(lambda i: c.post("/predict", json={"records": _records(frame.iloc[[i]])}).json(), range(12)))
         assert [a["predictions"][0] for a in answers] == out["predictions"][:12].tolist()
