@@ -236,6 +236,7 @@ def _cmd_open(a: argparse.Namespace) -> int:
 COMMAND_MODULES = [
     "nbops.cli.cmd_why", "nbops.cli.cmd_test", "nbops.cli.cmd_report", "nbops.cli.cmd_sweep", "nbops.cli.cmd_store",
     "nbops.cli.cmd_models", "nbops.cli.cmd_predict", "nbops.cli.cmd_serve", "nbops.cli.cmd_features",
+    "nbops.cli.cmd_schedule", "nbops.cli.cmd_scheduler", "nbops.cli.cmd_export", "nbops.cli.cmd_daemon",
 ]  # fmt: skip
 
 COMMANDS = {

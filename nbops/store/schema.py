@@ -15,10 +15,11 @@ __all__ = [
     "metadata", "runs", "stages", "studies", "JSON_RUN", "JSON_STAGE", "HEAD",
     "models", "model_versions", "model_aliases", "alias_events", "serve_requests", "JSON_VERSION",
     "feature_tables", "feature_versions", "feature_online", "JSON_FEATURE",
+    "schedules", "schedule_firings", "schedule_events", "schedulers", "JSON_SCHEDULE",
 ]  # fmt: skip
 
 # The newest migration; a store at a revision this nbops does not know is newer and refused.
-HEAD = "0006"
+HEAD = "0007"
 
 metadata = MetaData()
 
@@ -48,6 +49,7 @@ runs = Table(
     Column("error", Text),
     Column("report", Text),
     Column("user", Text),
+    Column("trigger", Text),
     Index("runs_started", "started_at"),
     Index("runs_study", "study"),
     Index("runs_status", "status"),
@@ -91,7 +93,7 @@ studies = Table(
     Column("spec", Text, nullable=False),
 )
 
-JSON_RUN = ("params", "env", "git", "error", "report")
+JSON_RUN = ("params", "env", "git", "error", "report", "trigger")
 JSON_STAGE = ("outputs", "scalars", "metrics", "checks", "inputs", "artifacts", "error", "worker", "reason", "key_parts", "deps", "unusable")
 
 # -- the model registry (revision 0005) ----------------------------------------
@@ -222,3 +224,85 @@ feature_online = Table(
 )
 
 JSON_FEATURE = ("columns",)
+
+# -- automation (revision 0007) ------------------------------------------------
+# A schedule: what to run (notebook, params, executor) and what starts it (trigger
+# JSON: {"kind": "cron"|"every"|"on_change"|"after", ...}); ``state`` is the
+# scheduler's memory of it (last hashes seen by a data trigger, last firing planned).
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("notebook", Text, nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("params", Text, nullable=False, server_default="{}"),
+    Column("params_file", Text),
+    Column("executor", Text, nullable=False, server_default="local"),
+    Column("notify", Text, nullable=False, server_default="[]"),
+    Column("notify_on", Text, nullable=False, server_default="[]"),
+    Column("promote", Text),
+    Column("options", Text, nullable=False, server_default="{}"),
+    Column("paused", Integer, nullable=False, server_default="0"),
+    Column("broken", Text),
+    Column("state", Text, nullable=False, server_default="{}"),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", Text),
+    Column("updated_at", Float, nullable=False),
+)
+
+# One row per firing, keyed by what fired it ("cron:2026-12-01T03:00:00+01:00",
+# "change:<hash>", "after:<run id>", "manual:<id>"): the primary key is what makes a
+# firing run at most once however many schedulers see it; the lease says who runs it.
+schedule_firings = Table(
+    "schedule_firings",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("due_at", Float, nullable=False),
+    Column("trigger", Text, nullable=False, server_default="{}"),
+    Column("status", Text, nullable=False),
+    Column("run_id", Text),
+    Column("owner", Text),
+    Column("lease_until", Float),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("reason", Text),
+    Column("outcome", Text, nullable=False, server_default="{}"),
+    PrimaryKeyConstraint("name", "key"),
+    Index("schedule_firings_due", "name", "due_at"),
+    Index("schedule_firings_status", "status"),
+)
+
+# What happened around firings that is not a run: notifications sent or failed,
+# promotions made or refused, warnings (a glob matching nothing), a schedule broken.
+schedule_events = Table(
+    "schedule_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("key", Text),
+    Column("at", Float, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("target", Text),
+    Column("status", Text, nullable=False),
+    Column("message", Text),
+    Column("detail", Text, nullable=False, server_default="{}"),
+    Index("schedule_events_name", "name", "id"),
+)
+
+# Live scheduler processes (heartbeat), for `nbops scheduler status` and health.
+schedulers = Table(
+    "schedulers",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("stopping", Integer, nullable=False, server_default="0"),
+    Column("info", Text, nullable=False, server_default="{}"),
+)
+
+JSON_SCHEDULE = ("trigger", "params", "notify", "notify_on", "promote", "options", "state", "outcome", "detail", "info")

@@ -103,9 +103,12 @@ def test_store_with_later_columns_but_no_version_is_migrated(tmp_path):
         c.execute("PRAGMA user_version = 0")
     with sqlite3.connect(tmp_path / "s" / "runs.db") as c:
         # as the release before Alembic left it: no tables of later revisions either
-        later = ("models", "model_versions", "model_aliases", "alias_events", "serve_requests", "feature_tables", "feature_versions", "feature_online")
+        later = ("models", "model_versions", "model_aliases", "alias_events", "serve_requests", "feature_tables", "feature_versions", "feature_online",
+                 "schedules", "schedule_firings", "schedule_events", "schedulers")  # fmt: skip
         c.executescript("".join(f"DROP TABLE {t}; " for t in later))
-        c.executescript("DROP TABLE alembic_version; DROP INDEX runs_status; DROP INDEX runs_user; ALTER TABLE runs DROP COLUMN user")
+        c.executescript(
+            "DROP TABLE alembic_version; DROP INDEX runs_status; DROP INDEX runs_user; ALTER TABLE runs DROP COLUMN user; ALTER TABLE runs DROP COLUMN trigger"
+        )
     rs = RunStore(tmp_path / "s")
     assert rs.migrated_from == "0002" and rs.schema_version() == SCHEMA_VERSION
     assert [s["run_id"] for s in rs.find_cached("key-load-one")] == ["20261120-100000-aaaaaa"]
