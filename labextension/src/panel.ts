@@ -18,6 +18,7 @@ import { HeaderView } from './header';
 import { ModelsSection } from './models';
 import { RunFormSection } from './runform';
 import { OpenExecuted, RunsSection } from './runs';
+import { SchedulesSection } from './schedules';
 import { StagesSection } from './stages';
 import { IPipelinePanel, ISectionOptions, PipelineChange } from './tokens';
 
@@ -27,7 +28,7 @@ export interface IPipelinePanelOptions {
   openExecuted: OpenExecuted;
 }
 
-const RANK = { header: 0, cell: 100, stages: 200, run: 300, runs: 400, models: 500, features: 600 };
+const RANK = { header: 0, cell: 100, stages: 200, run: 300, runs: 400, models: 500, schedules: 550, features: 600 };
 
 export class PipelinePanel extends Panel implements IPipelinePanel {
   constructor(options: IPipelinePanelOptions) {
@@ -50,6 +51,7 @@ export class PipelinePanel extends Panel implements IPipelinePanel {
     this.addSection(this._runForm, { rank: RANK.run });
     this.addSection(this._runs, { rank: RANK.runs });
     this.addSection(models, { rank: RANK.models });
+    this.addSection(new SchedulesSection(this.model, id => this.showRun(id)), { rank: RANK.schedules });
     this.addSection(new FeaturesSection(this.model), { rank: RANK.features });
     this.model.changed.connect(this._onChange, this);
     this._onChange(this.model, 'notebook');
@@ -90,6 +92,12 @@ export class PipelinePanel extends Panel implements IPipelinePanel {
 
   /** Bring the runs list into view and refresh it. */
   showRuns(): void {
+    this._runs.show();
+  }
+
+  /** Open run `id` in the runs list and bring it into view (a schedule's "last runs" link). */
+  showRun(id: string): void {
+    this.model.expanded.add(id);
     this._runs.show();
   }
 
