@@ -47,10 +47,13 @@ def start_kernel(
     warm: bool = True,
     timeout: float = 60,
     launched: Callable[[AsyncKernelManager], None] | None = None,
+    template: dict | None = None,
 ) -> AsyncKernelManager:
     """Start a kernel in ``cwd`` and wait until it answers (and has warmed up).
     ``launched`` is told the manager as soon as the process exists, so a Ctrl-C
-    meanwhile can kill a kernel that is still starting."""
+    meanwhile can kill a kernel that is still starting. ``template``: a handle from
+    ``forkserver.TemplateSet.get``: the kernel is forked from it (already warm), not launched."""
+    t0 = time.perf_counter()
     own = sockets is None
     sockets = sockets or new_dir("nbops-k")
     key = uuid.uuid4().hex[:8]
@@ -61,6 +64,14 @@ def start_kernel(
     if own:
         km.nbops_own_dir = sockets  # type: ignore[attr-defined]
     _track_clients(km)
+    km.nbops_start = {"kernel_start": "launch"}  # type: ignore[attr-defined]
+    if template is not None:
+        from nbops.execute.forkserver_kernel import ForkProvisioner
+
+        km.kernel_id = uuid.uuid4().hex
+        km.provisioner = ForkProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
+        km.provisioner.template = template
+        warm = False  # the template imported all of WARMUP_CODE and more
     kernel_env = dict(os.environ if env is None else env)
     kernel_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # The kernel process's own stdout/stderr (not cell output, which travels
@@ -82,6 +93,7 @@ def start_kernel(
             kc.execute_interactive(WARMUP_CODE, timeout=timeout, output_hook=lambda msg: None)
     finally:
         kc.stop_channels()
+    km.nbops_start["ready_ms"] = round((time.perf_counter() - t0) * 1000, 1)  # type: ignore[attr-defined]
     return km
 
 
@@ -146,12 +158,12 @@ def stop_kernel(km: AsyncKernelManager, grace: float = 0.3) -> None:
 class KernelPool:
     """Keeps ``size`` kernels started for one (kernel name, cwd)."""
 
-    def __init__(self, kernel_name: str, cwd: str, size: int, env: dict[str, str] | None = None, budget: int | None = None):
-        """``budget``: how many kernels the caller expects to use in all. On two cores a
+    def __init__(self, kernel_name: str, cwd: str, size: int, env: dict[str, str] | None = None, budget: int | None = None, template: dict | None = None):
+        """``template``: fork the kernels from it (``forkserver``) instead of launching them. ``budget``: how many kernels the caller expects to use in all. On two cores a
         kernel warmed for nobody costs the running stage a second of CPU, so the pool
         starts no more than that (a ``take`` past it still gets a kernel, started then)."""
         self.kernel_name, self.cwd, self.env = kernel_name, cwd, env
-        self.budget = budget
+        self.budget, self.template = budget, template
         self._spawned = 0
         self.size = max(0, size if budget is None else min(size, budget))
         self.sockets = new_dir("nbops-k")
@@ -183,7 +195,7 @@ class KernelPool:
 
     def _start_one(self) -> None:
         try:
-            km = start_kernel(self.kernel_name, self.cwd, self.env, self.sockets, launched=self._track)
+            km = start_kernel(self.kernel_name, self.cwd, self.env, self.sockets, launched=self._track, template=self.template)
         except Exception as exc:  # surfaced to whoever takes this slot
             km = exc
         with self._lock:

@@ -1,5 +1,10 @@
 """The local executor: the embedded default. Threads drive warm kernels.
 
+Kernels are forked from a warm template (``forkserver``: the imports done once,
+a fork per stage) where that is safe, else taken from a pool of launched
+kernels; each stage's ``worker`` record says which (``kernel_start``: "fork"
+with the template and the fork time, or "pool" with the reason).
+
 Stage threads are daemon threads, not a ``ThreadPoolExecutor``'s: Python joins
 those at exit, so a Ctrl-C would wait for a stage thread stuck in a kernel call
 (up to its 60 s timeout). On Ctrl-C the driver calls ``cancel_all``: every
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import NbopsError
+from nbops.execute import forkserver
 from nbops.execute.base import Executor, StageOutcome, StageTask
 from nbops.execute.kernels import KernelPool, start_kernel, stop_kernel
 from nbops.execute.provenance import detect_gpus
@@ -56,20 +62,78 @@ class LocalExecutor(Executor):
         self.kernel_name, self.cwd = kernel_name, os.path.abspath(cwd)
         self._slots = threading.BoundedSemaphore(self.jobs)
         self._gpus = _GpuSlots(detect_gpus() if gpus is None else gpus)
-        self._pool: KernelPool | None = None
+        self._pools: dict[str, KernelPool] = {}  # "pool", or a template id -> its forked kernels
+        self._budget: int | None = None
+        self._fork_reason: str | None = None  # None: not decided yet; "": fork is possible
+        self._plans: dict[str, tuple[dict | None, str | None]] = {}  # stage notebooks folder -> (template handle, why none)
+        self._plan_lock = threading.Lock()
         self._running: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._closed = False
         if store is not None:
             remove_dead_artifacts(store)
 
-    def warm_up(self, expected: int | None = None) -> None:
+    def warm_up(self, expected: int | None = None, folder: str | None = None) -> None:
         """Start kernels now, while the driver still plans (called by the scheduler).
-        ``expected``: how many stages will likely run, so no kernel is warmed for nothing."""
-        if self._pool is None:
-            self._pool = KernelPool(self.kernel_name, self.cwd, size=self.jobs, budget=expected)
-        elif expected:
-            self._pool.expect(expected)
+        ``expected``: how many stages will likely run, so no kernel is warmed for nothing.
+        ``folder``: the stage notebooks, whose imports choose the template; without it
+        the template is found when the first stage asks (the notebooks are in its task)."""
+        with self._lock:
+            if expected:
+                self._budget = (self._budget or 0) + expected
+            pools = list(self._pools.values())
+        for pool in pools:
+            if expected:
+                pool.expect(expected)
+        if self._fork_reason is None:
+            self._fork_reason = forkserver.fork_unavailable(self.kernel_name) or ""
+        if self._fork_reason:
+            self._pool_for("pool", None)
+        elif folder:
+            threading.Thread(target=self._plan, args=(str(folder),), daemon=True, name="nbops-template").start()
+
+    def _pool_for(self, key: str, template: dict | None) -> KernelPool:
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = KernelPool(self.kernel_name, self.cwd, size=self.jobs, budget=self._budget, template=template)
+            return pool
+
+    def _plan(self, folder: str) -> tuple[dict | None, str | None]:
+        """The template to fork this folder's stages from (asked once per folder), or why none."""
+        with self._plan_lock:
+            if folder not in self._plans:
+                spec, reason = forkserver.plan(self.kernel_name, folder, self.cwd)
+                handle = None
+                if spec is not None:
+                    try:
+                        handle = forkserver.templates().get(spec)
+                    except Exception as exc:  # noqa: BLE001 - any failure to get a template means: the pool, and say why
+                        reason = getattr(exc, "message", None) or str(exc)
+                self._plans[folder] = (handle, reason)
+            return self._plans[folder]
+
+    def _take(self, task: StageTask) -> Any:
+        """A kernel for ``task``: forked from its template, or from the pool (with the reason)."""
+        if self._fork_reason is None:
+            self._fork_reason = forkserver.fork_unavailable(self.kernel_name) or ""
+        reason = self._fork_reason
+        if not reason:
+            folder = os.path.dirname(os.path.abspath(task.notebook))
+            handle, reason = self._plan(folder)
+            if handle is not None:
+                try:
+                    km = self._pool_for(handle["id"], handle).take()
+                    self._register(task.stage, km)
+                    return km
+                except forkserver.TemplateUnavailable as exc:  # the template died under us: this run goes on with the pool
+                    reason = exc.message
+                    with self._plan_lock:
+                        self._plans[folder] = (None, reason)
+        km = self._pool_for("pool", None).take()
+        km.nbops_start.update(kernel_start="pool", reason=reason)
+        self._register(task.stage, km)
+        return km
 
     def submit(self, task: StageTask) -> Future:
         future: Future = Future()
@@ -98,13 +162,13 @@ class LocalExecutor(Executor):
         gpu_ids = self._gpus.acquire(task.gpus)
         try:
             if task.kernel_name == self.kernel_name and os.path.abspath(task.cwd) == self.cwd:
-                self.warm_up()
-                km = self._pool.take()  # type: ignore[union-attr]
-                self._register(task.stage, km)
+                km = self._take(task)
             else:
                 km = start_kernel(task.kernel_name, task.cwd, warm=False, launched=lambda k: self._register(task.stage, k))
+                km.nbops_start.update(reason="another kernel or folder than the run's")
             outcome = run_stage(task, km, gpu_ids)
             outcome.worker["executor"] = "local"
+            outcome.worker.update(getattr(km, "nbops_start", {}))
             return outcome
         finally:
             with self._lock:
@@ -121,8 +185,10 @@ class LocalExecutor(Executor):
             t.start()
         for t in stoppers:
             t.join(timeout=3)
-        if self._pool is not None:
-            self._pool.close()
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
 
     def close(self) -> None:
         self.cancel_all()
