@@ -11,23 +11,31 @@ export interface ITrigger {
   seconds?: number;
   watch?: string[];
   debounce?: number;
+  /** `on_change` made from "inputs": the files the notebook reads. */
+  from_inputs?: boolean;
   schedule?: string;
 }
 
-/** An item of `GET /nbops/schedules`. */
+/** A schedule as `/nbops/schedules` answers it (nbops.automate.schedules.schedule_to_json). */
 export interface IScheduleSummary {
   name: string;
   notebook: string;
   trigger: ITrigger;
+  /** The server's own one-line description (`cron 0 3 * * * (Europe/Berlin)`). */
+  describe?: string;
   params: Record<string, unknown>;
   executor: string;
+  /** Notification targets, masked. */
   notify: string[];
   notify_on: string[];
   paused: boolean;
   /** Why it cannot run (its notebook moved, analysis errors); null when it can. */
   broken: string | null;
-  /** The next firing (ISO with the schedule's offset); null for data and `after` triggers. */
-  next: string | null;
+  status?: 'active' | 'paused' | 'broken';
+  /** The next due times (ISO with the schedule's offset): one in a list, five in `show`; none for data and `after` triggers. */
+  next: string[];
+  /** Its newest firing (in a list). */
+  last?: IFiring | null;
 }
 
 /** What fired a run: the schedule's firing key and, for a data trigger, the files with their new hashes. */
@@ -63,11 +71,14 @@ export interface IScheduleEvent {
   message: string | null;
 }
 
-/** `GET /nbops/schedules/NAME`. */
-export interface IScheduleDetail extends IScheduleSummary {
-  next_times: string[];
+/** `GET /nbops/schedules/NAME` (and what adding one answers, with `warnings`). */
+export interface IScheduleDetail {
+  schedule: IScheduleSummary;
+  /** The last firings, newest first. */
   firings: IFiring[];
   events: IScheduleEvent[];
+  /** Said when adding: e.g. a glob that matches nothing yet. */
+  warnings?: string[];
 }
 
 /** `POST /nbops/schedules`: one of cron (with tz), every, on_change, after. */
@@ -179,7 +190,7 @@ export function triggerText(t: ITrigger): string {
       return `every ${intervalText(t.seconds ?? 0)}`;
     case 'on_change': {
       const watch = t.watch ?? [];
-      if (watch.length === 1 && watch[0] === 'inputs') {
+      if (t.from_inputs || (watch.length === 1 && watch[0] === 'inputs')) {
         return 'when its inputs change';
       }
       const list = watch.length > 1 ? `${watch.slice(0, -1).join(', ')} or ${watch[watch.length - 1]}` : watch[0];

@@ -85,15 +85,20 @@ export function addSchedule(path: string, body: IScheduleRequest): Promise<ISche
   return call('', { method: 'POST', body: JSON.stringify({ path, ...body }) });
 }
 
-export function scheduleAction(
-  name: string,
-  action: 'pause' | 'resume' | 'run-now',
-  path: string
-): Promise<{ name: string; queued?: string; message?: string }> {
-  return call(one(name, action), { method: 'POST', body: JSON.stringify({ path }) });
+/** Pause or resume: the schedule as it is now. */
+export function setPaused(name: string, paused: boolean, path: string): Promise<IScheduleSummary> {
+  return call(one(name, paused ? 'pause' : 'resume'), { method: 'POST', body: JSON.stringify({ path }) });
 }
 
-export function removeSchedule(name: string, path: string): Promise<{ name: string; removed: boolean }> {
+/** Queue a firing now; answered once it is recorded (the run goes on in the scheduler or the server). */
+export function runNow(
+  name: string,
+  path: string
+): Promise<{ name: string; key: string; status: string; message: string }> {
+  return call(one(name, 'run-now'), { method: 'POST', body: JSON.stringify({ path }) });
+}
+
+export function removeSchedule(name: string, path: string): Promise<{ removed: string; notebook: string }> {
   return call(one(name), { method: 'DELETE' }, { path });
 }
 
@@ -160,7 +165,7 @@ export class SchedulesSection extends StoreSection {
       this._error = null;
       const wasActive = this._active();
       this._details.clear();
-      details.forEach(d => this._details.set(d.name, d));
+      details.forEach(d => this._details.set(d.schedule.name, d));
       if (wasActive && !this._active()) {
         void this.model.refreshRuns(); // a scheduled run ended: the Runs section shows it
       }
@@ -242,9 +247,11 @@ export class SchedulesSection extends StoreSection {
     }
     await this._act(async () => {
       const added = await addSchedule(nb.context.localPath, body);
+      const s = added.schedule;
       this._form = null;
-      this._open.add(added.name);
-      return `Added ${added.name}: ${triggerText(added.trigger)}.`;
+      this._open.add(s.name);
+      const warnings = added.warnings?.length ? ` Warning: ${added.warnings.join('; ')}` : '';
+      return `Added ${s.name}: ${triggerText(s.trigger)}.${warnings}`;
     }, 'Could not add the schedule');
   }
 
@@ -253,13 +260,15 @@ export class SchedulesSection extends StoreSection {
     if (!nb) {
       return;
     }
+    const path = nb.context.localPath;
     await this._act(
       async () => {
-        const answer = await scheduleAction(name, action, nb.context.localPath);
         if (action === 'run-now') {
+          const answer = await runNow(name, path);
           this._open.add(name); // its last runs show the firing, polled until it ends
-          return answer.message ?? `Queued a run of ${name}.`;
+          return answer.message;
         }
+        await setPaused(name, action === 'pause', path);
         return action === 'pause' ? `Paused ${name}.` : `Resumed ${name}.`;
       },
       `Could not ${action.replace('-', ' ')} ${name}`
@@ -340,18 +349,22 @@ export class SchedulesSection extends StoreSection {
         },
         h('b', {}, s.name),
         ' ',
-        ...scheduleBadges(s).map(b => badge(b, b === 'broken' ? (s.broken ?? '') : 'not firing until resumed'))
+        ...scheduleBadges(s).map(b => badge(b, b === 'broken' ? (s.broken ?? '') : 'not firing until resumed')),
+        s.last
+          ? h('span', { className: 'nbops-ScheduleLast', title: 'its newest firing' }, ' ', statusBadge(s.last.status))
+          : null
       ),
-      h('div', { className: 'nbops-ScheduleTrigger' }, triggerText(s.trigger)),
+      h('div', { className: 'nbops-ScheduleTrigger', title: s.describe ?? '' }, triggerText(s.trigger)),
       s.broken ? h('div', { className: 'nbops-Message nbops-mod-error' }, s.broken) : null,
-      s.next && !s.paused
-        ? h('div', { className: 'nbops-Dim nbops-ScheduleNext', title: s.next }, `next: ${firingTime(s.next)}`)
+      s.next.length && !s.paused
+        ? h('div', { className: 'nbops-Dim nbops-ScheduleNext', title: s.next[0] }, `next: ${firingTime(s.next[0])}`)
         : null,
       open && detail ? this._detail(detail) : null
     );
   }
 
-  private _detail(d: IScheduleDetail): HTMLElement {
+  private _detail(detail: IScheduleDetail): HTMLElement {
+    const d = detail.schedule;
     const button = (label: string, onclick: () => void, title: string) =>
       h('button', { className: 'jp-mod-styled', disabled: this._busy, title, onclick }, label);
     const params = Object.entries(d.params ?? {});
@@ -382,11 +395,11 @@ export class SchedulesSection extends StoreSection {
           )
         : null,
       h('div', { className: 'nbops-Subtitle' }, 'Next firings'),
-      d.next_times.length && !d.paused
+      d.next.length && !d.paused
         ? h(
             'ol',
             { className: 'nbops-NextFirings', 'aria-label': `Next firings of ${d.name}` },
-            ...d.next_times.map(t => h('li', { className: 'nbops-NextFiring', title: t }, firingTime(t)))
+            ...d.next.map(t => h('li', { className: 'nbops-NextFiring', title: t }, firingTime(t)))
           )
         : h(
             'div',
@@ -394,19 +407,19 @@ export class SchedulesSection extends StoreSection {
             d.paused ? 'none while paused' : `none planned: fires ${triggerText(d.trigger)}`
           ),
       h('div', { className: 'nbops-Subtitle' }, 'Last runs'),
-      d.firings.length
+      detail.firings.length
         ? h(
             'ul',
             { className: 'nbops-Firings', 'aria-label': `Last runs of ${d.name}` },
-            ...d.firings.map(f => this._firing(f))
+            ...detail.firings.map(f => this._firing(f))
           )
         : h('div', { className: 'nbops-Dim' }, 'not fired yet'),
-      d.events.length ? h('div', { className: 'nbops-Subtitle' }, 'Events') : null,
-      d.events.length
+      detail.events.length ? h('div', { className: 'nbops-Subtitle' }, 'Events') : null,
+      detail.events.length
         ? h(
             'ul',
             { className: 'nbops-ScheduleEvents', 'aria-label': `Events of ${d.name}` },
-            ...d.events.map(eventLine)
+            ...detail.events.map(eventLine)
           )
         : null
     );
