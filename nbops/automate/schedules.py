@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -346,8 +347,28 @@ def run_now(name: str, store: str | os.PathLike | None = None, near: str | os.Pa
     firing = ss.claim(name, key, owner, MANUAL_LEASE_S, now=time.time())
     if firing is None:  # a scheduler came up and took it meanwhile
         return {"schedule": name, "key": key, "ran": False, "firing": _firing_json(ss.firing(name, key))}
-    result = run_firing(ss, row, firing, owner)
+    result = _with_lease(ss, owner, lambda: run_firing(ss, row, firing, owner))
     return {"schedule": name, "key": key, "ran": True, "result": result, "firing": _firing_json(ss.firing(name, key))}
+
+
+def _with_lease(ss: ScheduleStore, owner: str, job):
+    """``job()`` while a thread renews ``owner``'s lease, so a scheduler started meanwhile does not take the firing as abandoned."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(MANUAL_LEASE_S / 3):
+            try:
+                ss.renew(owner, MANUAL_LEASE_S)
+            except Exception:  # noqa: BLE001 - a missed renewal is retried; the run goes on
+                continue
+
+    thread = threading.Thread(target=renew, daemon=True, name="nbops-run-now-lease")
+    thread.start()
+    try:
+        return job()
+    finally:
+        done.set()
+        thread.join()
 
 
 def check_notebook(schedule: dict) -> str | None:

@@ -352,7 +352,7 @@ def _cron_firings(trigger: dict, start: float, end: float, limit: int | None):
 
 def _every_firings(trigger: dict, start: float, end: float, anchor: float | None, limit: int | None):
     step = int(trigger["seconds"])
-    base = float(anchor or 0.0)
+    base = float(math.floor(anchor or 0.0))  # whole seconds: keys and shown times read cleanly
     k = max(1, math.floor((start - base) / step) + 1)
     while limit is None or limit > 0:
         at = base + k * step
@@ -402,4 +402,4 @@ def describe(trigger: dict) -> str:
 
 def iso(epoch: float, tz: str | None = None) -> str:
     """An epoch as ISO 8601 with its offset, in ``tz`` (UTC by default)."""
-    return datetime.fromtimestamp(epoch, zone(tz) if tz else timezone.utc).isoformat()
+    return datetime.fromtimestamp(epoch, zone(tz) if tz else timezone.utc).isoformat(timespec="seconds")
