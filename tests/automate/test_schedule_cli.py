@@ -125,6 +125,15 @@ def test_moved_notebook_is_reported_broken_and_resume_rechecks(churn, capsys):
     assert "is broken" in cli_error(capsys, "schedule", "run-now", "churn-every", "--notebook", str(moved))
     moved.rename(churn)
     assert cli_json(capsys, "schedule", "resume", "churn-every")["status"] == "active"
+    # an edit that breaks the analysis is seen (the verdict is remembered only while the file is unchanged)
+    doc = json.loads(churn.read_text())
+    doc["cells"].append(
+        {"cell_type": "code", "metadata": {"tags": ["stage:broken"]}, "source": "z = not_defined_anywhere", "outputs": [], "execution_count": None}
+    )
+    churn.write_text(json.dumps(doc))
+    reason = schedules.check_notebook(row)
+    assert "not_defined_anywhere" in reason
+    assert cli_json(capsys, "schedule", "resume", "churn-every")["broken"] == reason
 
 
 def test_run_now_with_a_live_scheduler_queues_a_manual_firing(churn, capsys):
