@@ -98,7 +98,7 @@ def add(
     notify, notify_on = _notify(notify, notify_on)
     warnings: list[str] = []
     if trigger["kind"] == "on_change":
-        trigger, warnings = _watch(trigger, path)
+        trigger, warnings = _watch(trigger, path, params)
     ss = open_schedules(store, path)
     if trigger["kind"] == "after":
         if trigger["schedule"] == name:
@@ -184,12 +184,12 @@ def _notify(notify: list[str] | None, notify_on: list[str] | None) -> tuple[list
     return targets, events
 
 
-def _watch(trigger: dict, notebook: Path) -> tuple[dict, list[str]]:
+def _watch(trigger: dict, notebook: Path, params: dict[str, Any]) -> tuple[dict, list[str]]:
     """``--on-change inputs`` made concrete; patterns that match nothing now become warnings."""
     from nbops.automate import watch
 
     if trigger["watch"] == ["inputs"]:
-        found = watch.notebook_inputs(notebook)
+        found = watch.notebook_inputs(notebook, params)
         if not found:
             raise UsageError(
                 f"--on-change inputs: {notebook.name} names no input file",

@@ -176,6 +176,7 @@ def _remote(url: str, files: dict[str, dict]) -> dict[str, tuple[str, list]]:
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url)
+    fs.invalidate_cache()  # fsspec keeps instances and listings: each scan must ask the backend again
     paths = fs.glob(path) if glob.has_magic(path) else [path]
     found = {}
     for p in paths:

@@ -163,3 +163,24 @@ def test_run_now_without_a_scheduler_runs_here(tiny, capsys, monkeypatch):
     capsys.readouterr()
     assert main(["schedule", "run-now", "bad"]) == 1
     assert schedules.show("bad", near=tiny.notebook)["firings"][0]["status"] == "failed"
+
+
+def test_on_change_inputs_are_the_files_the_notebook_reads(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NBOPS_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.csv").write_text("a\n1\n")
+    nb = build_notebook(
+        tmp_path,
+        [("data_dir = 'data'", ["parameters"]), ("import nbops", ["setup"]), ("text = open(nbops.input(f'{data_dir}/train.csv')).read()", ["stage:load"])],
+        name="reads.ipynb",
+    )
+    out = cli_json(capsys, "schedule", "add", str(nb), "--on-change", "inputs")
+    assert out["schedule"]["trigger"] == {"kind": "on_change", "watch": ["data/train.csv"], "debounce": 1.0, "from_inputs": True}
+    assert out["schedule"]["describe"] == "on change of the notebook's inputs (debounce 1s)" and out["warnings"] == []
+    other = cli_json(capsys, "schedule", "add", str(nb), "--on-change", "inputs", "-p", "data_dir=other", "--name", "other")
+    assert other["schedule"]["trigger"]["watch"] == ["other/train.csv"] and "matches no file" in other["warnings"][0]
+    churn = tmp_path / "churn.ipynb"
+    shutil.copy(EXAMPLES / "churn.ipynb", churn)
+    assert "names no input file" in cli_error(capsys, "schedule", "add", str(churn), "--on-change", "inputs")
+    assert "unknown protocol 'nosuch'" in cli_error(capsys, "schedule", "add", str(nb), "--on-change", "nosuch://x/y", "--name", "u")

@@ -8,6 +8,7 @@ import os
 
 from nbops.automate.triggers import make_trigger
 from nbops.automate.watch import notebook_inputs, scan
+from tests.services import s3  # noqa: F401 - fixture
 
 
 def sha(text: str) -> str:
@@ -130,6 +131,22 @@ def test_file_url_through_fsspec(tmp_path):
     assert w.tick(1).fired == []
     missing = Watcher(tmp_path, [f"file://{tmp_path}/nothing-*.csv"], debounce=0)
     assert "matches no file" in missing.tick().warnings[0]
+
+
+def test_s3_objects_by_etag(s3, tmp_path):  # noqa: F811 - the fixture
+    bucket = s3.new_bucket()
+    client = s3.client()
+    name = bucket.removeprefix("s3://")
+    client.put_object(Bucket=name, Key="in/a.csv", Body=b"a1")
+    w = Watcher(tmp_path, [f"{bucket}/in/*.csv"], debounce=0)
+    assert w.tick().fired == [] and w.state["files"][f"{bucket}/in/a.csv"]["seen"].startswith("etag:")
+    client.put_object(Bucket=name, Key="in/a.csv", Body=b"a1")  # the same bytes again: the same ETag
+    assert w.tick(1).fired == []
+    client.put_object(Bucket=name, Key="in/a.csv", Body=b"a2")
+    client.put_object(Bucket=name, Key="in/b.csv", Body=b"b1")
+    fired = w.tick(1).fired
+    assert [(f["path"], f["old"] is None) for f in fired[0]["files"]] == [(f"{bucket}/in/a.csv", False), (f"{bucket}/in/b.csv", True)]
+    assert fired[0]["files"][0]["hash"] == "etag:" + hashlib.md5(b"a2").hexdigest()
 
 
 def test_an_unchanged_file_is_not_read_again(tmp_path, monkeypatch):
