@@ -30,6 +30,7 @@ for the same firing): ``cron:<ISO local time with offset>``, ``every:<epoch>``.
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import difflib
 import math
@@ -208,8 +209,7 @@ class Cron:
     def __init__(self, minutes: frozenset, hours: frozenset, days: frozenset, months: frozenset, weekdays: frozenset, day_or: bool):
         self.minutes, self.hours, self.days, self.months, self.weekdays = minutes, hours, days, months, weekdays
         self.day_or = day_or  # both day fields restricted: a day matches either
-        self.dom_star = len(days) == 31
-        self.dow_star = len(weekdays) == 7
+        self._minutes, self._hours = sorted(minutes), sorted(hours)  # for bisect: the next allowed value in one step
 
     def day_matches(self, y: int, m: int, d: int) -> bool:
         dom = d in self.days
@@ -217,9 +217,9 @@ class Cron:
         return (dom or dow) if self.day_or else (dom and dow)
 
     def next_after(self, t: datetime) -> datetime | None:
-        """The first matching local (naive) minute strictly after ``t``; None if there is none within 8 years."""
+        """The first matching local (naive) minute strictly after ``t``; None if there is none within 28 years."""
         t = t.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        limit = t.year + 8  # Feb 29 on a Monday recurs within 28 years, but parse_cron refuses impossible dates
+        limit = t.year + 28  # the calendar repeats every 28 years (within a century): no match by then is none
         while t.year <= limit:
             if t.month not in self.months:
                 y, m = (t.year + 1, 1) if t.month == 12 else (t.year, t.month + 1)
@@ -227,10 +227,12 @@ class Cron:
             elif not self.day_matches(t.year, t.month, t.day):
                 t = datetime(t.year, t.month, t.day) + timedelta(days=1)
             elif t.hour not in self.hours:
-                t = datetime(t.year, t.month, t.day, t.hour) + timedelta(hours=1)
+                i = bisect.bisect_right(self._hours, t.hour)
+                day = datetime(t.year, t.month, t.day)
+                t = day.replace(hour=self._hours[i]) if i < len(self._hours) else day + timedelta(days=1)
             elif t.minute not in self.minutes:
-                later = [m for m in self.minutes if m > t.minute]
-                t = t.replace(minute=min(later)) if later else datetime(t.year, t.month, t.day, t.hour) + timedelta(hours=1)
+                i = bisect.bisect_right(self._minutes, t.minute)
+                t = t.replace(minute=self._minutes[i]) if i < len(self._minutes) else datetime(t.year, t.month, t.day, t.hour) + timedelta(hours=1)
             else:
                 return t
         return None
