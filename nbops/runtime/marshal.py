@@ -25,6 +25,7 @@ from typing import Any
 
 from nbops.errors import MarshalError
 from nbops.runtime.context import _jsonable, begin_stage, current, finish_stage
+from nbops.runtime.files import new_hasher
 from nbops.runtime.serializers import (
     NumpySerializer,
     PandasSerializer,
@@ -59,37 +60,46 @@ SCALARS = "scalars.json"
 
 
 class _HashingWriter(io.RawIOBase):
-    """A file wrapper that sha256-hashes what is written, in a second thread.
+    """A file wrapper that hashes what is written, as it is written: one pass, no copy.
 
-    hashlib and the file write both release the GIL on large buffers, so the
-    hash of a big artifact costs about nothing beyond writing it; the driver
-    then stores the file under this digest without reading it again.
+    A big buffer is hashed in a second thread while this one writes it to the
+    file (the hash and the write both release the GIL), and ``write`` returns
+    only once both are done: the caller may reuse its buffer then, so nothing
+    is copied to be hashed later. The driver stores the file under this digest
+    without reading it again (it checks the size).
     """
 
-    def __init__(self, f: Any):
-        import hashlib
-        import queue
-        import threading
+    PARALLEL_MIN = 1 << 20  # below this a thread hand-off costs more than it saves
 
+    def __init__(self, f: Any, algorithm: str | None = None):
         self.f, self.size = f, 0
-        self._hash = hashlib.sha256()
-        self._chunks: queue.Queue = queue.Queue(maxsize=16)
-        self._thread = threading.Thread(target=self._consume, daemon=True, name="nbops-hash")
-        self._thread.start()
-
-    def _consume(self) -> None:
-        while (chunk := self._chunks.get()) is not None:
-            self._hash.update(chunk)
+        self._hash = new_hasher(algorithm)
+        self._pool: Any = None
 
     def writable(self) -> bool:
         return True
 
     def write(self, b: Any) -> int:
-        data = bytes(b)  # the caller may reuse its buffer once write returns
-        self.f.write(data)
-        self._chunks.put(data)
-        self.size += len(data)
-        return len(data)
+        try:
+            view = memoryview(b).cast("B")
+        except TypeError:  # not C-contiguous: one copy of this piece, in order
+            view = memoryview(bytes(b))
+        n = view.nbytes
+        if n < self.PARALLEL_MIN:
+            self._hash.update(view)
+            self.f.write(view)
+        else:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="nbops-hash")
+            hashed = self._pool.submit(self._hash.update, view)
+            try:
+                self.f.write(view)
+            finally:
+                hashed.result()  # the buffer stays untouched until the hash has read it
+        self.size += n
+        return n
 
     def tell(self) -> int:
         return self.size
@@ -98,9 +108,10 @@ class _HashingWriter(io.RawIOBase):
         self.f.flush()
 
     def hexdigest(self) -> str:
-        self._chunks.put(None)
-        self._thread.join()
-        return self._hash.hexdigest()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        return self._hash.digest()
 
 
 def save_value(folder: Path, name: str, value: Any) -> tuple[Path, str]:
@@ -110,7 +121,8 @@ def save_value(folder: Path, name: str, value: Any) -> tuple[Path, str]:
 
 
 def save_value_hashed(folder: Path, name: str, value: Any) -> tuple[Path, str, str | None]:
-    """Like ``save_value``, plus the file's sha256 when the serializer streams (else None)."""
+    """Like ``save_value``, plus the file's digest when the serializer streams (else None):
+    ``hash_algorithm()``'s, so sha256 or ``b3-`` BLAKE3 (``nbops.runtime.files``)."""
     folder.mkdir(parents=True, exist_ok=True)
     errors = []
     for s in serializers():
@@ -199,6 +211,7 @@ def end(
             ) from None
         entry = {"file": path.name, "serializer": serializer, "type": f"{module_of(value)}.{type(value).__name__}"}
         if digest is not None:  # the driver checks the size and stores the file under this digest
+            # ("sha256" is the field's historical name: it holds a digest of any algorithm, b3- for BLAKE3)
             entry.update(sha256=digest, bytes=path.stat().st_size)
         if serializer == "pandas" and type(value).__name__ == "Series":
             entry["series"] = True

@@ -1,6 +1,8 @@
 """Content-addressed objects: every artifact and executed notebook, stored once.
 
-``objects/ab/cdef...`` holds the bytes whose sha256 is ``abcdef...``. Files
+``objects/ab/cdef...`` holds the bytes whose sha256 is ``abcdef...``, and
+``objects/blake3/ab/cdef...`` those whose BLAKE3 digest is ``b3-abcdef...``
+(``object_key``; a digest names its algorithm: ``nbops.runtime.files``). Files
 enter by rename (same filesystem) or copy-then-rename, so a reader never sees
 a half-written object, and are made read-only: an object is shared by hard
 links into run folders and must never change under its name.
@@ -12,8 +14,10 @@ for a team), and ``remote_objects.FsspecObjects`` for ``s3://``, ``gs://``,
 
 - ``location`` (str, shown to users, no credentials) and ``shared`` (True when
   Ray workers on other machines can reach the objects themselves);
-- ``check(digest, size)`` the cheap check, ``verify(digest)`` the re-hash;
-- ``put_file(src, move=, digest=)`` stores once per digest, atomically;
+- ``check(digest, size)`` the cheap check, ``verify(digest)`` the re-hash
+  (with the digest's own algorithm);
+- ``put_file(src, move=, digest=)`` stores once per digest, atomically (a file
+  hashed while written, ``digest`` given, is not read again: a link and a rename);
 - ``materialize(digest, dest, size)`` verified copy/link into ``dest``;
 - ``probe()`` one cheap call that fails with the cause (unreachable, no bucket,
   credentials) before a run writes anything;
@@ -32,10 +36,37 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nbops.errors import CorruptObjectError
-from nbops.runtime.files import sha256_file
+from nbops.runtime.files import BLAKE3, algorithm_of, digest_file, digest_matches, sha256_file
 from nbops.store.faults import store_error
 
-__all__ = ["ObjectStore", "open_objects", "sha256_file"]
+__all__ = ["ObjectStore", "open_objects", "sha256_file", "object_key", "digest_of_key"]
+
+_B3_DIR = "blake3"  # not two characters: never taken for a sha256 prefix folder, and older nbops skips it
+
+
+def object_key(digest: str) -> str:
+    """An object's path under the objects' root: ``ab/cdef...`` (sha256) or
+    ``blake3/ab/cdef...`` (``b3-abcdef...``); ValueError for anything but a digest."""
+    algorithm = algorithm_of(digest)
+    hexdigest = digest.rpartition("-")[2]
+    key = f"{hexdigest[:2]}/{hexdigest[2:]}"
+    return f"{_B3_DIR}/{key}" if algorithm == BLAKE3 else key
+
+
+def digest_of_key(key: str) -> str | None:
+    """The digest an object path (relative to the root) names, or None for anything else."""
+    parts = key.split("/")
+    if len(parts) == 3 and parts[0] == _B3_DIR and len(parts[1]) == 2:
+        digest = "b3-" + parts[1] + parts[2]
+    elif len(parts) == 2 and len(parts[0]) == 2:
+        digest = parts[0] + parts[1]
+    else:
+        return None
+    try:
+        algorithm_of(digest)
+    except ValueError:
+        return None
+    return digest
 
 
 def open_objects(url: str | None, default_root: str | os.PathLike):
@@ -57,9 +88,7 @@ class ObjectStore:
         self.location = f"file://{self.root.resolve()}" if shared else str(self.root)
 
     def path(self, digest: str) -> Path:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise ValueError(f"not a sha256 digest: {digest!r}")
-        return self.root / digest[:2] / digest[2:]
+        return self.root / object_key(digest)
 
     def has(self, digest: str) -> bool:
         return self.path(digest).exists()
@@ -78,7 +107,7 @@ class ObjectStore:
     def verify(self, digest: str) -> bool:
         """Re-hash the object: True only when it exists and its bytes still hash to its name."""
         try:
-            return sha256_file(self.path(digest)) == digest
+            return digest_matches(self.path(digest), digest)
         except FileNotFoundError:
             return False
 
@@ -94,23 +123,26 @@ class ObjectStore:
 
     def digests(self) -> Iterator[tuple[str, int]]:
         """Every object (digest, bytes), in no particular order."""
-        if not self.root.is_dir():
-            return
-        for sub in self.root.iterdir():
-            if len(sub.name) != 2 or not sub.is_dir():
+        for top in (self.root, self.root / _B3_DIR):
+            if not top.is_dir():
                 continue
-            for f in sub.iterdir():
-                digest = sub.name + f.name
-                if len(digest) == 64:
-                    try:
-                        yield digest, f.stat().st_size
-                    except FileNotFoundError:
-                        continue
+            prefix = "" if top == self.root else f"{_B3_DIR}/"
+            for sub in top.iterdir():
+                if len(sub.name) != 2 or not sub.is_dir():
+                    continue
+                for f in sub.iterdir():
+                    digest = digest_of_key(f"{prefix}{sub.name}/{f.name}")
+                    if digest is not None:
+                        try:
+                            yield digest, f.stat().st_size
+                        except FileNotFoundError:
+                            continue
 
     def put_file(self, src: str | os.PathLike, *, move: bool = False, digest: str | None = None) -> str:
         """Store a file's bytes; with ``move`` the source becomes a link to the object.
-        ``digest``: the sha256 when the writer already computed it (not read again)."""
-        digest = digest or sha256_file(src)
+        ``digest``: the digest the writer computed while writing (not read again; the
+        caller has checked the size); else the file is hashed with ``hash_algorithm()``."""
+        digest = digest or digest_file(src)
         target = self.path(digest)
         if not target.exists():
             try:

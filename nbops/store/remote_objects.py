@@ -1,7 +1,8 @@
 """Content-addressed objects in object storage: ``s3://``, ``gs://``, ``az://`` or any fsspec URL.
 
 The same interface as ``objects.ObjectStore`` (see its module docstring), with
-``<prefix>/ab/cdef...`` as the key of the bytes whose sha256 is ``abcdef...``.
+``<prefix>/ab/cdef...`` as the key of the bytes whose sha256 is ``abcdef...``
+(``<prefix>/blake3/ab/cdef...`` for a BLAKE3 digest ``b3-abcdef...``: ``objects.object_key``).
 
 - Nothing is read whole into memory: uploads go in parts of ``part_size``
   (S3 multipart, ``max_concurrency`` parts in flight: an upload holds about twice
@@ -22,7 +23,6 @@ The same interface as ``objects.ObjectStore`` (see its module docstring), with
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
@@ -32,12 +32,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nbops.errors import CorruptObjectError, StoreError
-from nbops.runtime.files import sha256_file
+from nbops.runtime.files import algorithm_of, digest_file, digest_matches, new_hasher
+from nbops.store.objects import digest_of_key, object_key
 
 __all__ = ["FsspecObjects"]
 
 MiB = 2**20
-_DIGEST = re.compile(r"[0-9a-f]{64}")
 # Protocols whose put_file makes the object appear whole or not at all.
 _ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"}
 _S3 = {"s3", "s3a"}
@@ -142,15 +142,12 @@ class FsspecObjects:
     # --- names -----------------------------------------------------------------
 
     def key(self, digest: str) -> str:
-        """The file system path of an object; ValueError for anything but a sha256 hex digest."""
-        if not _DIGEST.fullmatch(digest):
-            raise ValueError(f"not a sha256 digest: {digest!r}")
-        return f"{self.root}/{digest[:2]}/{digest[2:]}"
+        """The file system path of an object; ValueError for anything but an object digest."""
+        return f"{self.root}/{object_key(digest)}"
 
     def url(self, digest: str) -> str:
         """The object's URL as users see it (no credentials)."""
-        self.key(digest)
-        return f"{self.location}/{digest[:2]}/{digest[2:]}"
+        return f"{self.location}/{object_key(digest)}"
 
     # --- the interface ---------------------------------------------------------
 
@@ -182,14 +179,14 @@ class FsspecObjects:
     def verify(self, digest: str) -> bool:
         """Re-hash the object, streamed: True only when it exists and its bytes still hash to its name."""
         key = self.key(digest)
-        h = hashlib.sha256()
+        h = new_hasher(algorithm_of(digest))
         with self._errors(f"cannot read object {digest[:12]}"):
             try:
                 for chunk in self._chunks(key):
                     h.update(chunk)
             except FileNotFoundError:
                 return False
-        return h.hexdigest() == digest
+        return h.digest() == digest
 
     def delete(self, digest: str) -> None:
         key = self.key(digest)
@@ -219,17 +216,16 @@ class FsspecObjects:
                 return
         start = len(self.root) + 1
         for path, info in found.items():
-            head, _, tail = path[start:].partition("/")
-            digest = head + tail
-            if len(head) == 2 and _DIGEST.fullmatch(digest) and info.get("type", "file") == "file":
+            digest = digest_of_key(path[start:])
+            if digest is not None and info.get("type", "file") == "file":
                 yield digest, int(info["size"])
 
     def put_file(self, src: str | os.PathLike, *, move: bool = False, digest: str | None = None) -> str:
         """Store a file's bytes once per digest; skipped when an object of the same size is there.
-        ``digest``: the sha256 when the writer already computed it (not read again).
+        ``digest``: the digest the writer computed while writing (not read again).
         ``move`` is accepted for the interface: the source is left as it is (a local
         store links it; here it is the caller's to delete)."""
-        digest = digest or sha256_file(src)
+        digest = digest or digest_file(src)
         key = self.key(digest)
         size = os.path.getsize(src)
         if self._size(key, f"cannot store object {digest[:12]}") == size:
@@ -259,7 +255,7 @@ class FsspecObjects:
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
         try:
             self._download(digest, key, tmp)
-            if sha256_file(tmp) != digest:  # a local re-read: far cheaper than ranged GETs hashed on the way
+            if not digest_matches(tmp, digest):  # a local re-read: far cheaper than ranged GETs hashed on the way
                 raise CorruptObjectError(digest, "damaged (its bytes no longer hash to its name)", self.url(digest))
             os.replace(tmp, dest)
         finally:
