@@ -37,6 +37,7 @@ from nbops.execute.forkserver_child import peer, read_line, rss_bytes
 __all__ = ["runtime_dir", "serve", "ensure", "stop", "status", "prewarm", "DaemonTemplates", "idle_timeout"]
 
 PING_TIMEOUT = 3.0
+_DETACH = "import subprocess, sys; subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, start_new_session=True)"
 
 
 def idle_timeout() -> float:
@@ -238,9 +239,11 @@ def ensure(start: bool = True, timeout: float = 20) -> dict | None:
             return answer
         _clear_stale(paths)
         with open(paths["log"], "ab") as log:
-            subprocess.Popen(
-                [sys.executable, "-m", "nbops.execute.daemon"],
-                cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True, close_fds=True,
+            # Through a short-lived middle process, so the daemon is nobody's child here: a
+            # long-lived caller (a sweep, the tests) would otherwise keep it as a zombie once killed.
+            subprocess.run(
+                [sys.executable, "-c", _DETACH, sys.executable, "-m", "nbops.execute.daemon"],
+                cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True, close_fds=True, timeout=30,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
