@@ -299,7 +299,7 @@ def _set(name: str, store, near, **fields) -> tuple[ScheduleStore, dict]:
 
 
 def pause(name: str, store: str | os.PathLike | None = None, near: str | os.PathLike | None = None) -> dict:
-    """Stop firing (due times pass unrecorded while paused); runs already going finish."""
+    """Stop firing: due times pass (resume does not catch them up), queued firings wait, runs already going finish."""
     ss, row = _set(name, store, near, paused=1)
     ss.add_event(name, "paused", "ok", message=f"paused by {current_user()}")
     return schedule_to_json(row)
@@ -310,7 +310,11 @@ def resume(name: str, store: str | os.PathLike | None = None, near: str | os.Pat
     ss = _reading(store, near)
     row = _get(ss, name)
     reason = check_notebook(row)
-    ss.update(name, paused=0, broken=reason)
+    fields: dict[str, Any] = {"paused": 0, "broken": reason}
+    if row.get("paused") and row["trigger"].get("kind") in ("cron", "every"):
+        # Times that came due while paused are not caught up: the scheduler plans from now.
+        fields["state"] = {**(row.get("state") or {}), "planned_until": time.time()}
+    ss.update(name, **fields)
     ss.add_event(name, "resumed", "ok" if reason is None else "broken", message=reason or f"resumed by {current_user()}")
     return schedule_to_json(_get(ss, name))
 
@@ -328,7 +332,8 @@ def remove(name: str, store: str | os.PathLike | None = None, near: str | os.Pat
 
 def run_now(name: str, store: str | os.PathLike | None = None, near: str | os.PathLike | None = None, *, now: float | None = None) -> dict:
     """Fire a schedule once, now: a firing keyed ``manual:<id>``. A live scheduler on the store
-    runs it; with none, it runs here (this call returns when the run ends)."""
+    runs it; with none (or for a paused schedule, whose firings a scheduler leaves waiting) it
+    runs here, and this call returns when the run ends."""
     now = time.time() if now is None else now
     ss = _reading(store, near)
     row = _get(ss, name)
@@ -338,7 +343,8 @@ def run_now(name: str, store: str | os.PathLike | None = None, near: str | os.Pa
         raise UsageError(f"schedule {name} is broken: {reason}", f"fix the notebook, then: nbops schedule resume {name}")
     key = f"manual:{uuid.uuid4().hex[:12]}"
     ss.add_firing(name, key, now, trigger={"kind": "manual", "schedule": name, "by": current_user()})
-    live = ss.schedulers(fresh_s=SCHEDULER_FRESH_S, now=now)
+    # A scheduler leaves a paused schedule's firings waiting: a manual run of one runs here.
+    live = [] if row.get("paused") else ss.schedulers(fresh_s=SCHEDULER_FRESH_S, now=now)
     if live:
         return {"schedule": name, "key": key, "ran": False, "scheduler": live[0]["id"], "firing": _firing_json(ss.firing(name, key))}
     from nbops.automate.firing import run_firing

@@ -66,6 +66,8 @@ def test_round_trip(churn, capsys):
     assert cli_json(capsys, "schedule", "pause", "churn-often")["status"] == "paused"
     assert cli_json(capsys, "schedule", "show", "churn-often")["schedule"]["next"] == []
     assert cli_json(capsys, "schedule", "resume", "churn-often")["status"] == "active"
+    # the scheduler plans from the resume on: times due while paused are not caught up
+    assert schedules.open_schedules(near=nb).get("churn-often")["state"]["planned_until"] > 0
     kinds = [e["kind"] for e in cli_json(capsys, "schedule", "show", "churn-often")["events"]]
     assert kinds == ["resumed", "paused"]
 
@@ -184,3 +186,12 @@ def test_on_change_inputs_are_the_files_the_notebook_reads(tmp_path, capsys, mon
     shutil.copy(EXAMPLES / "churn.ipynb", churn)
     assert "names no input file" in cli_error(capsys, "schedule", "add", str(churn), "--on-change", "inputs")
     assert "unknown protocol 'nosuch'" in cli_error(capsys, "schedule", "add", str(nb), "--on-change", "nosuch://x/y", "--name", "u")
+
+
+def test_run_now_of_a_paused_schedule_runs_here_even_with_a_scheduler(tiny, capsys, monkeypatch):
+    monkeypatch.chdir(tiny.folder)
+    cli_json(capsys, "schedule", "add", str(tiny.notebook), "--every", "1d")
+    cli_json(capsys, "schedule", "pause", "tiny-every")
+    schedules.open_schedules(near=tiny.notebook).heartbeat("sched-1", "host", 1)  # a live scheduler leaves paused schedules alone
+    out = cli_json(capsys, "schedule", "run-now", "tiny-every")
+    assert out["ran"] is True and out["firing"]["status"] == "succeeded" and out["firing"]["run_id"]
