@@ -177,7 +177,8 @@ class Scheduler:
     def _plan_time(self, s: dict, now: float) -> list[tuple[str, str]]:
         start = (s.get("state") or {}).get("planned_until") or s["created_at"]
         made = []
-        for key, due, skipped in plan_time_firings(s["trigger"], start, now, anchor=s["created_at"], catch_up=self.catch_up, late_s=self.late_s):
+        catch_up = (s.get("options") or {}).get("catch_up") or self.catch_up  # the schedule's own policy wins
+        for key, due, skipped in plan_time_firings(s["trigger"], start, now, anchor=s["created_at"], catch_up=catch_up, late_s=self.late_s):
             status = "skipped" if skipped else "queued"
             if self.ss.add_firing(s["name"], key, due, trigger={"due": triggers.iso(due, s["trigger"].get("tz"))}, status=status, reason=skipped):
                 made.append((s["name"], key))
@@ -187,7 +188,7 @@ class Scheduler:
     def _plan_change(self, s: dict, now: float) -> list[tuple[str, str]]:
         from nbops.automate import watch
 
-        result = watch.scan(s["trigger"], s.get("state") or {}, now, base=Path(s["notebook"]).parent)
+        result = watch.scan(s["trigger"], s.get("state") or {}, now, base=str(Path(s["notebook"]).parent))
         for warning in result.warnings:
             self.ss.add_event(s["name"], "warning", "warning", message=str(warning))
         made = []
@@ -217,6 +218,8 @@ class Scheduler:
     def dispatch(self, now: float | None = None) -> list[tuple[str, str]]:
         """Claim what may run now and start it; the (schedule, key) started."""
         now = self.clock() if now is None else now
+        if self._stamp is None:
+            self._reload()
         by_name: dict[str, list[dict]] = {}
         for f in self.ss.firings(None, status=ACTIVE_FIRING, limit=None, oldest_first=True):
             by_name.setdefault(f["name"], []).append(f)

@@ -126,15 +126,16 @@ def scheduler_process(tmp_path: Path):
         p.stop()
 
 
-def wait_for(predicate, timeout: float = 60.0, every: float = 0.1, what: str = "a condition"):
-    """Poll ``predicate`` until it returns a truthy value; fail naming ``what`` after ``timeout``."""
+def wait_for(predicate, timeout: float = 60.0, every: float = 0.1, what="a condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail naming ``what`` (a text, or a
+    function giving one: a process's log read at the time of failure) after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = predicate()
         if got:
             return got
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what() if callable(what) else what}")
 
 
 def dump(obj) -> str:
