@@ -21,6 +21,7 @@ from typing import Any
 
 from nbops.automate import triggers as trig
 from nbops.errors import NbopsError, NotFoundError, UsageError
+from nbops.plan import mask_secrets
 from nbops.store import current_user, iso, open_store, store_exists
 from nbops.store.config import mask_url
 from nbops.store.schedules import ScheduleStore
@@ -93,6 +94,7 @@ def add(
         raise UsageError(f"unknown trigger {trigger!r}", "make one with nbops.automate.triggers.make_trigger")
     name = validate_schedule_name(name) if name is not None else default_name(path, trigger)
     params = _params(graph, path, params or {}, params_file)
+    _no_secrets(params)
     promote = _promote(promote)
     options = _options(options)
     notify, notify_on = _notify(notify, notify_on)
@@ -135,6 +137,18 @@ def _params(graph, path: Path, params: dict[str, Any], params_file) -> dict[str,
     # Checked against the notebook now, so a typo fails here rather than at 03:00.
     resolve_params({p.name: ParamSpec(p.default, p.type) for p in graph.parameters}, given, str(path))
     return params
+
+
+def _no_secrets(params: dict[str, Any]) -> None:
+    from nbops.plan import is_secret
+
+    secret = sorted(k for k in params if is_secret(k))
+    if secret:
+        # The schedule is a row of a (maybe shared) store: a secret's value must not be kept there.
+        raise UsageError(
+            f"parameter{'s' if len(secret) > 1 else ''} {', '.join(secret)} look{'' if len(secret) > 1 else 's'} secret and would be stored in the schedule",
+            "put it in a parameters file (-f secrets.yaml, read at each firing, never stored)",
+        )
 
 
 def _promote(promote: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -234,7 +248,7 @@ def schedule_to_json(row: dict, now: float | None = None, n: int = 1) -> dict:
         "notebook": row["notebook"],
         "trigger": t,
         "describe": trig.describe(t),
-        "params": row.get("params") or {},
+        "params": mask_secrets(row.get("params") or {}),
         "params_file": row.get("params_file"),
         "executor": row.get("executor") or "local",
         "notify": [_mask_target(x) for x in row.get("notify") or []],

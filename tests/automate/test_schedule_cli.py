@@ -195,3 +195,17 @@ def test_run_now_of_a_paused_schedule_runs_here_even_with_a_scheduler(tiny, caps
     schedules.open_schedules(near=tiny.notebook).heartbeat("sched-1", "host", 1)  # a live scheduler leaves paused schedules alone
     out = cli_json(capsys, "schedule", "run-now", "tiny-every")
     assert out["ran"] is True and out["firing"]["status"] == "succeeded" and out["firing"]["run_id"]
+
+
+def test_a_secret_parameter_is_never_stored_in_the_schedule(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NBOPS_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    nb = build_notebook(tmp_path, [("api_token = ''\nn = 1", ["parameters"]), ("m = n + len(api_token)", ["stage:one"])], name="sec.ipynb")
+    err = cli_error(capsys, "schedule", "add", str(nb), "--every", "1h", "-p", "api_token=s3cr3t-value")
+    assert "api_token looks secret" in err and "-f" in err and "s3cr3t-value" not in err
+    (tmp_path / "secrets.yaml").write_text("api_token: s3cr3t-value\n")
+    out = cli_json(capsys, "schedule", "add", str(nb), "--every", "1h", "-f", "secrets.yaml", "-p", "n=2")
+    assert out["schedule"]["params"] == {"n": "2"} and out["schedule"]["params_file"] == str(tmp_path / "secrets.yaml")
+    stored = b"".join(f.read_bytes() for f in (tmp_path / ".nbops").rglob("*") if f.is_file())  # the database and its WAL
+    assert b"api_token" in stored or b"secrets.yaml" in stored
+    assert b"s3cr3t-value" not in stored
