@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from nbops.errors import UsageError
 
@@ -58,7 +58,7 @@ class SmtpTarget:
 
     def url(self) -> str:
         """The normalized target, as stored in a schedule."""
-        user = f"{self.user}@" if self.user else ""
+        user = f"{quote(self.user, safe='')}@" if self.user else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         query = "to=" + ",".join(self.to) + (f"&from={self.sender}" if self.sender else "")
         return f"{self.scheme}://{user}{host}:{self.port}?{query}"

@@ -2,7 +2,7 @@
 
 ``webhook`` (function): a ``ThreadingHTTPServer`` on 127.0.0.1 and a free port,
 in a thread of the pytest process. It records every request (method, path,
-headers, body, JSON) and answers 200, or 500 for the first ``fail_first``
+headers, body, JSON) and answers ``answer`` (200), or 500 for the first ``fail_first``
 requests, or holds a request without answering while ``hang`` is set (until
 the test ends: a client's timeout is what is tested).
 
@@ -17,6 +17,11 @@ parsed ``email.message.EmailMessage`` objects in ``server.messages``; the
 logins tried in ``server.logins``.
 
 Both stop at the end of the test.
+
+``notify_runs`` (module): two real runs of a tiny notebook with a secret parameter,
+one failed at stage ``train`` (its error names the secret, masked by the driver)
+and one succeeded (metric ``score`` = 42), with the ScheduleStore of their store:
+what notifications report on.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class Request:
 class WebhookReceiver:
     port: int
     fail_first: int = 0
+    answer: int = 200  # the status of a request that is not failed on purpose
     hang: threading.Event = field(default_factory=threading.Event)  # set: hold each request unanswered
     requests: list[Request] = field(default_factory=list)
     _release: threading.Event = field(default_factory=threading.Event)
@@ -73,7 +79,7 @@ class WebhookReceiver:
         if self.hang.is_set():
             self._release.wait(30)  # the client times out long before; the test's end releases it
             return
-        status, body = (500, b'{"error": "broken on purpose"}') if failing else (200, b"ok")
+        status, body = (500, b'{"error": "broken on purpose"}') if failing else (self.answer, b"ok" if self.answer < 300 else b"no such hook")
         handler.send_response(status)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
@@ -168,9 +174,10 @@ def smtp_server(tmp_path, monkeypatch):
                 user, given = auth_data.login.decode(), auth_data.password.decode()
                 ok = user == USER and given == password
                 received.logins.append((user, given, ok))
-                return AuthResult(success=ok)
+                return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535 itself
 
-            kwargs |= {"authenticator": authenticator, "auth_required": True}
+            # aiosmtpd knows of TLS only through STARTTLS: on an SMTPS socket it would not offer AUTH.
+            kwargs |= {"authenticator": authenticator, "auth_required": True, "auth_require_tls": tls != "smtps"}
         controller = Controller(received, hostname="127.0.0.1", port=received.port, **kwargs)
         controller.start()
         started.append(controller)
@@ -181,3 +188,39 @@ def smtp_server(tmp_path, monkeypatch):
     finally:
         for controller in started:
             controller.stop()
+
+
+TOKEN = "s3cr3t-token-value"
+
+
+@dataclass
+class NotifyRuns:
+    ss: Any  # ScheduleStore
+    failed: dict
+    succeeded: dict
+    notebook: Path
+
+
+@pytest.fixture(scope="module")
+def notify_runs(tmp_path_factory) -> NotifyRuns:
+    from nbops import api
+    from nbops.store import open_store
+    from nbops.store.schedules import ScheduleStore
+    from tests.conftest import build_notebook
+
+    folder = tmp_path_factory.mktemp("notify")
+    nb = build_notebook(
+        folder,
+        [
+            ("api_token = 'none'\nfail = True", ["parameters"]),
+            ("import nbops", ["setup"]),
+            ("x = 41", ["stage:prepare"]),
+            ("if fail:\n    raise ValueError(f'the service refused {api_token}')\nscore = x + 1\nnbops.log_metric('score', score)", ["stage:train"]),
+        ],
+        "nightly.ipynb",
+    )
+    store = str(folder / ".nbops")
+    failed = api.run(nb, {"api_token": TOKEN, "fail": True}, store=store)
+    succeeded = api.run(nb, {"api_token": TOKEN, "fail": False}, store=store)
+    assert (failed["status"], succeeded["status"]) == ("failed", "succeeded")
+    return NotifyRuns(ScheduleStore(open_store(store, nb)), failed, succeeded, nb)
