@@ -18,6 +18,7 @@ nor the SMTP password reaches the store.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -29,7 +30,7 @@ from nbops.automate.notify_smtp import DeliveryError, parse_smtp, send_email, sm
 from nbops.errors import UsageError
 from nbops.history import run_metrics
 from nbops.plan.secrets import MASK, Scrubber, is_secret, mask_secrets
-from nbops.text import finite_json, format_number
+from nbops.text import finite_json, format_number, to_json_text
 
 __all__ = [
     "EVENTS", "DEFAULT_NOTIFY_ON", "parse_target", "parse_events", "mask_target", "payload_for", "summary_line",
@@ -116,7 +117,10 @@ def _query_pairs(query: str) -> list[tuple[str, str]]:
 
 def _target_secrets(target: str) -> list[str]:
     """The parts of a target that mask_target hides: they must not come back in an error message."""
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return [target]
     hidden = [target, target.rstrip("/")]
     if parts.password:
         hidden.append(parts.password)
@@ -216,8 +220,6 @@ def slack_body(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 def email_text(payload: Mapping[str, Any]) -> tuple[str, str]:
     """(subject, body) of the email for one event."""
-    import json
-
     summary = payload.get("summary") or summary_line(payload)
     lines = [summary, ""]
     for label, key in (("Schedule", "schedule"), ("Event", "event"), ("Firing", "key"), ("Run", "run_id"), ("Status", "status"), ("Notebook", "notebook")):
@@ -254,6 +256,10 @@ def _post(url: str, body: dict[str, Any], timeout: float) -> None:
 
 
 def _send(target: str, payload: dict[str, Any], timeout: float) -> None:
+    try:
+        target = parse_target(target)  # a row written by hand or by an older nbops
+    except UsageError as exc:
+        raise DeliveryError(exc.message, retry=False) from None
     scheme = urlsplit(target).scheme.lower()
     if scheme in ("smtp", "smtps"):
         subject, body = email_text(payload)
@@ -309,15 +315,19 @@ def notify(
     body = dict(payload) | {"schedule": name, "event": event} | ({"key": key} if key else {})
     if isinstance(body.get("params"), Mapping):
         body["params"] = mask_secrets(body["params"])
-    body = scrub.json(finite_json(body))
+    # JSON-safe once (numpy numbers, dates, NaN), so no target fails on what the caller passed.
+    body = scrub.json(json.loads(to_json_text(body, default=_plain)))
     body.setdefault("summary", summary_line(body))
     outcomes = []
     for target in targets:
-        masked = mask_target(target)
+        try:
+            masked = mask_target(target)
+        except ValueError:  # urlsplit refuses it ("http://[::1"): show nothing of it
+            masked = "(an unreadable target)"
         hide = Scrubber([*smtp_secrets(), *_target_secrets(target)])
         attempts, error = _deliver(lambda t=target: _send(t, body, timeout), retries, backoff, sleep)
         if error is not None:
-            error = scrub.text(hide.text(error))
+            error = scrub.text(hide.text(error.replace(target, masked)))
             log.warning("schedule %s: %s notification to %s failed after %d attempt(s): %s", name, event, masked, attempts, error)
         outcome = {"target": masked, "event": event, "status": "failed" if error else "sent", "attempts": attempts, "error": error}
         outcomes.append(outcome)
@@ -328,3 +338,15 @@ def notify(
         except Exception as exc:  # noqa: BLE001 - a store that is down loses the record, not the run
             log.warning("schedule %s: could not record the %s notification to %s: %s", name, event, masked, exc)
     return outcomes
+
+
+def _plain(value: Any) -> Any:
+    """A JSON stand-in for what json cannot write: numpy scalars as numbers, the rest as text."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            value = item()
+        except (TypeError, ValueError):
+            return str(value)
+        return finite_json(value) if isinstance(value, (int, float, bool, str)) else str(value)
+    return str(value)

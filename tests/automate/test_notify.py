@@ -143,6 +143,22 @@ def test_only_the_events_a_schedule_asked_for_are_sent(webhook, notify_runs, req
         notify(runs.ss, schedule, "k", "sucess", {})
 
 
+def test_a_bad_row_or_an_odd_payload_never_raises(webhook, notify_runs, request):  # noqa: F811 - the fixtures
+    import numpy as np
+
+    runs = notify_runs
+    # Rows are checked when a schedule is made; one written by hand (or by an older nbops) may hold anything.
+    schedule = _schedule(runs, request, ["http://[::1", "gopher://example.org/x", webhook.url()])
+    payload = payload_for("failure", runs.failed) | {"extra": {"rows": np.int64(3), "score": np.float64(float("nan"))}}
+    out = notify(runs.ss, schedule, "k", "failure", payload, sleep=lambda s: pytest.fail("nothing to retry"))
+    assert [(o["target"], o["status"], o["attempts"]) for o in out] == [
+        ("(an unreadable target)", "failed", 1), ("gopher://example.org/x", "failed", 1), (webhook.url(), "sent", 1),
+    ]  # fmt: skip
+    assert "unknown notification target" in out[1]["error"]
+    assert webhook.requests[0].json["extra"] == {"rows": 3, "score": "nan"}
+    assert [e["status"] for e in runs.ss.events(schedule["name"], kind="notify")] == ["sent", "failed", "failed"]
+
+
 def test_a_regression_says_which_metric_moved():
     payload = payload_for("regression", None, regressions=[{"metric": "accuracy", "previous": 0.8, "now": 0.62, "run": "r1", "goal": "max"}])
     assert (
