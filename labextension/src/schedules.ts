@@ -34,8 +34,9 @@ import { StoreSection } from './storesection';
 /** Opens run `runId` in the Runs section. */
 export type ShowRun = (runId: string) => void;
 
-// A firing in one of these is going on: the section asks again until it ends.
-const ACTIVE = ['queued', 'running', 'interrupted'];
+// A firing in one of these is going on: the section asks again until it ends
+// (not "interrupted": that one waits for a scheduler, which may be hours away).
+const ACTIVE = ['queued', 'running'];
 const POLL_MS = 1500;
 
 // As request.ts's `request` (not exported there): the server's message and fix on failure.
@@ -444,6 +445,9 @@ export class SchedulesSection extends StoreSection {
           )
         : null,
       h('span', { className: 'nbops-Dim nbops-FiringTrigger' }, ` ${firingTriggerText(f)}`),
+      f.started_at
+        ? h('span', { className: 'nbops-Dim', title: f.started_at }, ` · ${formatTime(f.started_at)}`)
+        : null,
       f.attempts > 1 ? h('span', { className: 'nbops-Dim' }, ` · attempt ${f.attempts}`) : null,
       f.reason ? h('div', { className: 'nbops-Dim' }, f.reason) : null
     );

@@ -151,20 +151,24 @@ export function renderScheduleForm(
     'div',
     { className: 'nbops-Row nbops-NotifyOn', role: 'group', 'aria-label': 'Notify on' },
     h('label', { title: 'Empty: failure, promotion and regression' }, 'Notify on'),
-    ...NOTIFY_EVENTS.map(event =>
-      h(
-        'label',
-        { className: 'nbops-Check' },
-        h('input', {
-          type: 'checkbox',
-          'aria-label': `Notify on ${event}`,
-          checked: form.notifyOn.includes(event),
-          onchange: (e: Event) => {
-            const on = (e.target as HTMLInputElement).checked;
-            form.notifyOn = on ? [...new Set([...form.notifyOn, event])] : form.notifyOn.filter(x => x !== event);
-          }
-        }),
-        ` ${event}`
+    h(
+      'div',
+      { className: 'nbops-Checks' },
+      ...NOTIFY_EVENTS.map(event =>
+        h(
+          'label',
+          { className: 'nbops-Check' },
+          h('input', {
+            type: 'checkbox',
+            'aria-label': `Notify on ${event}`,
+            checked: form.notifyOn.includes(event),
+            onchange: (e: Event) => {
+              const on = (e.target as HTMLInputElement).checked;
+              form.notifyOn = on ? [...new Set([...form.notifyOn, event])] : form.notifyOn.filter(x => x !== event);
+            }
+          }),
+          ` ${event}`
+        )
       )
     )
   );
