@@ -226,6 +226,7 @@ class Template:
         self._ready = threading.Event()
         full = {**env, **dict(spec.env)}
         full.pop("JPY_PARENT_PID", None)
+        full.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # as kernels.start_kernel: debugpy's import warns otherwise
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [spec.python, "-c", LOADER, str(CHILD), self.socket, *spec.imports],

@@ -30,7 +30,12 @@ import traceback
 # What every kernel imports (kernels.WARMUP_CODE) plus the kernel itself. Not
 # imported from nbops.execute.kernels: that pulls jupyter_client in, and with it
 # nothing the kernel needs.
-BASE_MODULES = ("ipykernel.kernelapp", "nbops.runtime.marshal", "numpy", "pandas", "pyarrow.feather")
+# ipykernel imports its shell and debugger (debugpy: ~0.4 s) while a kernel initializes:
+# imported here, every fork skips that. None of them starts a thread or a ZMQ context.
+BASE_MODULES = (
+    "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
+    "nbops.runtime.marshal", "numpy", "pandas", "pyarrow.feather",
+)  # fmt: skip
 
 
 def native_threads() -> int:
