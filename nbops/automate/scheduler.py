@@ -86,6 +86,7 @@ class Scheduler:
         self,
         store: str | os.PathLike | None = None,
         *,
+        near: str | os.PathLike | None = None,
         owner: str | None = None,
         catch_up: str = "once",
         lease_s: float = 30.0,
@@ -97,7 +98,7 @@ class Scheduler:
             from nbops.errors import UsageError
 
             raise UsageError(f"--catch-up takes once, all or none, not {catch_up!r}", "once: run only the latest missed firing")
-        self.settings = store_settings(store, None)
+        self.settings = store_settings(store, near)  # found as every surface finds it; ``near``: a notebook path
         self.store = RunStore(self.settings)
         self.ss = ScheduleStore(self.store)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
