@@ -19,39 +19,20 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from nbops.errors import NbopsError, NotFoundError
 from nbops.history import run_metrics
-from nbops.models.registry import GateError, ModelRef, check_gates, resolve, validate_alias, validate_name
+from nbops.models.registry import GateError, ModelRef, check_gates, resolve
 from nbops.store.registry import Registry
 
-__all__ = ["promote_config", "promote_after", "regressions", "metric_goals"]
+__all__ = ["promote_after", "regressions", "metric_goals"]
 
 log = logging.getLogger("nbops.automate.promote")
 
 DEFAULT_ALIAS = "production"
 _GATE_METRIC = re.compile(r"^\s*([A-Za-z_][\w.\-/]*)")
-
-
-def promote_config(model: str, alias: str | None = None, require: Iterable[str] = (), better_than: str | None = None) -> dict[str, Any]:
-    """The ``promote`` option of a schedule, checked now (a bad gate is refused when the
-    schedule is made, not found at 3 a.m.): UsageError naming the part and a fix."""
-    validate_name(model)
-    alias = validate_alias(alias or DEFAULT_ALIAS)
-    if better_than is not None:
-        validate_alias(better_than)
-    gates = [str(g) for g in require]
-    for gate in gates:
-        # check_gates reads the syntax before anything else: a gate it can read fails
-        # here only because this empty version has no metrics (a GateError, or a
-        # refusal in its verdicts), a gate it cannot read is a UsageError.
-        try:
-            check_gates(None, None, {"name": model, "version": 0, "run_id": "", "metrics": {}}, [gate], None)
-        except GateError:
-            pass
-    return {"model": model, "alias": alias, "require": gates, "require_better_than": better_than}
 
 
 def _run_record(ss, run: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,6 +87,10 @@ def promote_after(ss, schedule: Mapping[str, Any], key: str | None, run: Mapping
     result: dict[str, Any] = {"model": model, "version": None, "alias": alias, "promoted": False, "reason": "", "gates": [], "from": None}
     if not model:
         return result | {"reason": "the schedule promotes no model"}
+    if not (run or {}).get("id"):
+        result["reason"] = "no run to promote a model from (the firing made none)"
+        _record(ss, name, key, "error", result)
+        return result
     status = "refused"
     try:
         record = _run_record(ss, run)
@@ -126,7 +111,7 @@ def promote_after(ss, schedule: Mapping[str, Any], key: str | None, run: Mapping
                 result["gates"] = _verdicts(ss.store, reg, v, require, better_than)
                 result["reason"] = f"v{v['version']} not promoted: check(s) of run {record['id']} did not pass: {', '.join(failed)}"
             elif holder == v["version"]:
-                result["reason"] = f"v{v['version']} holds {alias} already (run {record['id']} reused it from the cache)"
+                result["reason"] = f"v{v['version']} holds {alias} already (run {record['id']} made no new model: its training was reused)"
             else:
                 try:
                     result["gates"] = check_gates(ss.store, reg, v, require, better_than)

@@ -11,8 +11,7 @@ import time
 import pytest
 
 from nbops import api, models
-from nbops.automate.promote import promote_after, promote_config, regressions
-from nbops.errors import UsageError
+from nbops.automate.promote import promote_after, regressions
 from nbops.store import open_store
 from nbops.store.schedules import ScheduleStore
 from tests.conftest import build_notebook
@@ -106,6 +105,10 @@ def test_a_better_model_is_promoted_a_worse_one_refused(nb):
     assert events[-1]["target"] == "churn@production" and events[-2]["message"] == p2["reason"]
     assert events[-2]["detail"]["gates"][1]["passed"] is False
 
+    again = promote_after(ss, schedule, "k3", better)  # the version that holds the alias: nothing to move
+    assert not again["promoted"] and "v3 holds production already" in again["reason"]
+    assert len(models.history("churn", near=nb)) == 2
+
 
 def test_refusals_say_why(nb):
     run = api.run(nb, {"flip": 0.2})
@@ -128,18 +131,9 @@ def test_refusals_say_why(nb):
     assert not p["promoted"] and f"run {failed['id']} failed" in p["reason"]
     assert ss.events("strict", kind="promote")[0]["status"] == "refused"
 
+    p = promote_after(ss, ss.get("strict"), "k3", None)  # a firing that failed before its run existed
+    assert not p["promoted"] and "no run" in p["reason"] and ss.events("strict", kind="promote")[0]["status"] == "error"
+
     assert promote_after(ss, {"name": "plain"}, "k", run) == {
         "model": None, "version": None, "alias": "production", "promoted": False, "reason": "the schedule promotes no model", "gates": [], "from": None,
     }  # fmt: skip
-
-
-def test_promote_config_is_checked_when_the_schedule_is_made():
-    assert promote_config("churn", require=["accuracy >= 0.8"], better_than="production") == {
-        "model": "churn", "alias": "production", "require": ["accuracy >= 0.8"], "require_better_than": "production",
-    }  # fmt: skip
-    with pytest.raises(UsageError, match="cannot read the gate 'accuracy=>0.8'"):
-        promote_config("churn", require=["accuracy=>0.8"])
-    with pytest.raises(UsageError, match="invalid model name"):
-        promote_config("no spaces")
-    with pytest.raises(UsageError, match="reads as a version"):
-        promote_config("churn", alias="7")
