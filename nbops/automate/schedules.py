@@ -39,7 +39,6 @@ SCHEDULER_FRESH_S = 30.0
 # The lease of a firing run in this process by run-now (renewed by run_firing while it runs).
 MANUAL_LEASE_S = 60.0
 # The promotion gate rule of the model registry (METRIC OP NUMBER), checked when the schedule is made.
-_GATE = re.compile(r"^\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|==|!=|>|<)\s*(-?[0-9.eE+\-]+)\s*$")
 
 
 def open_schedules(store: str | os.PathLike | None = None, near: str | os.PathLike | None = None) -> ScheduleStore:
@@ -154,7 +153,7 @@ def _no_secrets(params: dict[str, Any]) -> None:
 def _promote(promote: dict[str, Any] | None) -> dict[str, Any] | None:
     if not promote:
         return None
-    from nbops.models.registry import validate_alias, validate_name
+    from nbops.models.registry import parse_gate, validate_alias, validate_name
 
     unknown = set(promote) - {"model", "alias", "require", "require_better_than"}
     if unknown:
@@ -163,8 +162,7 @@ def _promote(promote: dict[str, Any] | None) -> dict[str, Any] | None:
     alias = validate_alias(promote.get("alias") or "production")
     require = list(promote.get("require") or [])
     for cond in require:
-        if not isinstance(cond, str) or not _GATE.match(cond):
-            raise UsageError(f"cannot read the gate {cond!r}", "write METRIC OP NUMBER, e.g. --require 'accuracy>=0.80' (ops: >= <= > < == !=)")
+        parse_gate(cond)
     better = promote.get("require_better_than")
     if better is not None:
         validate_alias(better)

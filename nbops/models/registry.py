@@ -23,7 +23,7 @@ from nbops.store.registry import Registry
 
 __all__ = [
     "GateError", "ModelRef", "parse_ref", "open_registry", "register", "register_logged", "list_models", "show", "resolve",
-    "promote", "rollback", "history", "load", "load_version", "check_gates", "version_json",
+    "promote", "rollback", "history", "load", "load_version", "check_gates", "parse_gate", "version_json",
 ]  # fmt: skip
 
 NAME_RE = flavors.MODEL_NAME_RE
@@ -357,6 +357,14 @@ _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt
 _CONDITION = re.compile(r"^\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|==|!=|>|<)\s*(-?[0-9.eE+\-]+)\s*$")
 
 
+def parse_gate(cond: object) -> tuple[str, str, float]:
+    """``"accuracy>=0.80"`` as (metric, op, bound); UsageError for anything else (a schedule checks its gates when made)."""
+    m = _CONDITION.match(cond) if isinstance(cond, str) else None
+    if not m:
+        raise UsageError(f"cannot read the gate {cond!r}", "write METRIC OP NUMBER, e.g. --require 'accuracy>=0.80' (ops: >= <= > < == !=)")
+    return m.group(1), m.group(2), float(m.group(3))
+
+
 def _metric_goal(run_id: str, name: str, rs: RunStore) -> str:
     """A metric's declared goal (``nbops.log_metric(..., goal="min")``), ``max`` otherwise."""
     try:
@@ -374,10 +382,7 @@ def check_gates(rs: RunStore, reg: Registry, v: dict, require: list[str], better
     """Each gate with its verdict and both values; raises GateError naming the first that failed."""
     results = []
     for cond in require:
-        m = _CONDITION.match(cond)
-        if not m:
-            raise UsageError(f"cannot read the gate {cond!r}", "write METRIC OP NUMBER, e.g. --require 'accuracy>=0.80' (ops: >= <= > < == !=)")
-        metric, op, bound = m.group(1), m.group(2), float(m.group(3))
+        metric, op, bound = parse_gate(cond)
         value = v["metrics"].get(metric)
         ok = isinstance(value, (int, float)) and _OPS[op](value, bound)
         results.append({"gate": cond, "metric": metric, "value": value, "bound": bound, "passed": bool(ok)})
