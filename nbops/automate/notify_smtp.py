@@ -121,7 +121,7 @@ def _sender(target: SmtpTarget, credentials: tuple[str, str] | None) -> str:
         return target.sender
     if credentials and "@" in credentials[0]:
         return credentials[0]
-    return f"nbops@{socket.getfqdn() or 'localhost'}"
+    return f"nbops@{socket.gethostname() or 'localhost'}"  # not getfqdn(): a reverse DNS lookup can hang for seconds
 
 
 def build_message(target: SmtpTarget, sender: str, subject: str, body: str) -> EmailMessage:
@@ -130,7 +130,7 @@ def build_message(target: SmtpTarget, sender: str, subject: str, body: str) -> E
     msg["To"] = ", ".join(target.to)
     msg["Subject"] = subject
     msg["Date"] = formatdate(localtime=True)
-    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")  # with no domain it asks DNS
     msg["X-Mailer"] = "nbops"
     msg.set_content(body)
     return msg
