@@ -105,7 +105,7 @@ const MACROS: Record<string, string> = {
   '@monthly': '0 0 1 * *'
 };
 
-/** An interval in the largest whole unit: 600 → "10 min", 86400 → "day", 7200 → "2 h". */
+/** An interval in the largest whole unit: 600 → "10 min", 3600 → "hour", 7200 → "2 h", 86400 → "day". */
 export function intervalText(seconds: number): string {
   for (const [unit, size] of [
     ['day', 86400],
@@ -114,7 +114,10 @@ export function intervalText(seconds: number): string {
   ] as const) {
     if (seconds >= size && seconds % size === 0) {
       const n = seconds / size;
-      return unit === 'day' ? (n === 1 ? 'day' : `${n} days`) : `${n} ${unit}`;
+      if (unit === 'day') {
+        return n === 1 ? 'day' : `${n} days`;
+      }
+      return unit === 'h' && n === 1 ? 'hour' : `${n} ${unit}`;
     }
   }
   return `${seconds} s`;

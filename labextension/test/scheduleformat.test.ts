@@ -49,6 +49,7 @@ test('every trigger kind reads in words', () => {
 test('intervals use the largest whole unit', () => {
   assert.equal(intervalText(30), '30 s');
   assert.equal(intervalText(90), '90 s');
+  assert.equal(intervalText(3600), 'hour');
   assert.equal(intervalText(7200), '2 h');
   assert.equal(intervalText(172800), '2 days');
 });

@@ -99,3 +99,52 @@ def test_add_pause_resume_run_now_and_remove_a_schedule(screenshot, lab_page, no
     section.get_by_role("status").filter(has_text="Removed tenmin.").wait_for()
     section.locator(".nbops-Empty", has_text="No schedules").wait_for()
     assert lab.api(f"nbops/schedules?path={rel}")["schedules"] == []
+
+
+def test_a_data_trigger_its_firing_events_and_a_broken_schedule(lab_page, notebook_copy, lab, screenshot):
+    """What a scheduler records, as the panel shows it: the file that changed with its new hash,
+    a notification event with its masked target, and a schedule marked broken with the reason."""
+    from nbops.automate import schedules
+
+    rel = notebook_copy("small_pipeline.ipynb")
+    nb = lab.root / rel
+    (nb.parent / "data").mkdir()
+    (nb.parent / "data" / "a.csv").write_text("x\n1\n")
+    added = schedules.add(
+        nb, {"kind": "on_change", "watch": ["data/*.csv"], "debounce": 1.0}, name="fresh-data", notify=["https://user:pw@hooks.example.com/x"]
+    )
+    assert added["warnings"] == []
+    schedules.add(nb, {"kind": "every", "seconds": 3600}, name="hourly")
+    # As the scheduler records them (nbops.store.schedules is what it writes through).
+    ss = schedules.open_schedules(near=nb)
+    change = {"kind": "on_change", "files": [{"path": "data/a.csv", "hash": "1a2b3c4d5e6f7a8b", "old": "99aa"}]}
+    ss.add_firing("fresh-data", "change:1a2b3c4d", 1_764_558_000.0, trigger=change)
+    ss.set_firing("fresh-data", "change:1a2b3c4d", status="failed", reason="stage load failed: ValueError", ended_at=1_764_558_009.0)
+    ss.add_event("fresh-data", "notify", "sent", key="change:1a2b3c4d", target="https://hooks.example.com/***", message="failure")
+    ss.update("hourly", broken="notebook moved or deleted")
+
+    lab_page.open_notebook(rel)
+    panel = lab_page.open_panel()
+    section = panel.locator("section[aria-label='Schedules']")
+    fresh = section.locator(".nbops-Schedule[data-schedule='fresh-data']")
+    fresh.wait_for()
+    assert fresh.locator(".nbops-ScheduleTrigger").inner_text() == "when data/*.csv changes"
+    assert fresh.locator(".nbops-ScheduleNext").count() == 0  # no due times for a data trigger
+    hourly = section.locator(".nbops-Schedule[data-schedule='hourly']")
+    assert hourly.get_attribute("data-broken") == "true"
+    assert hourly.locator(".nbops-ScheduleBadge[data-badge='broken']").get_attribute("title") == "notebook moved or deleted"
+    assert "notebook moved or deleted" in hourly.inner_text()
+    assert hourly.locator(".nbops-ScheduleTrigger").inner_text() == "every hour"
+
+    fresh.locator(".nbops-RunHeader").click()
+    firing = fresh.locator(".nbops-Firing[data-key='change:1a2b3c4d']")
+    firing.wait_for()
+    assert firing.get_attribute("data-status") == "failed"
+    assert "data/a.csv changed (hash 1a2b3c4d)" in firing.inner_text()
+    assert "stage load failed: ValueError" in firing.inner_text()
+    event = fresh.locator(".nbops-ScheduleEvent[data-kind='notify']")
+    assert "notify sent" in event.inner_text() and "https://hooks.example.com/***" in event.inner_text()
+    notify = fresh.locator(".nbops-ScheduleNotify").inner_text()
+    assert "hooks.example.com" in notify and "pw" not in notify and "on failure, promotion, regression" in notify
+    assert "none planned: fires when data/*.csv changes" in fresh.inner_text()
+    screenshot(lab_page.page, "schedules-data-trigger", section)
