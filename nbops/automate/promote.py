@@ -18,13 +18,12 @@ model was not promoted. Nothing here raises for a refusal.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from nbops.errors import NbopsError, NotFoundError
 from nbops.history import run_metrics
-from nbops.models.registry import GateError, ModelRef, check_gates, resolve
+from nbops.models.registry import GateError, ModelRef, check_gates, parse_gate, resolve
 from nbops.store.registry import Registry
 
 __all__ = ["promote_after", "regressions", "metric_goals"]
@@ -32,7 +31,6 @@ __all__ = ["promote_after", "regressions", "metric_goals"]
 log = logging.getLogger("nbops.automate.promote")
 
 DEFAULT_ALIAS = "production"
-_GATE_METRIC = re.compile(r"^\s*([A-Za-z_][\w.\-/]*)")
 
 
 def _run_record(ss, run: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,7 +66,7 @@ def _verdicts(rs, reg: Registry, v: dict, require: list[str], better_than: str |
             out.append({"gate": gate, "passed": False, "message": exc.message.removeprefix("promotion refused: ")})
     if better_than is not None:
         # As check_gates does: "better than" compares the metrics the require gates name, if any.
-        named = [m.group(1) for g in require if (m := _GATE_METRIC.match(g))]
+        named = [parse_gate(g)[0] for g in require]
         sub = {**v, "metrics": {k: x for k, x in v["metrics"].items() if k in named}} if named else v
         try:
             out += check_gates(rs, reg, sub, [], better_than)
