@@ -198,3 +198,17 @@ async def test_run_now_of_a_broken_schedule_is_refused_with_the_reason(jp_fetch,
     assert code == 400 and "schedule tenmin is broken" in body["message"], body
     shown = await _json(_get(jp_fetch, "tenmin"))
     assert shown["schedule"]["broken"] and shown["schedule"]["status"] == "broken"
+
+
+async def test_data_and_after_triggers(jp_fetch, pipeline_notebook, jp_root_dir):
+    watched = await _json(_post(jp_fetch, name="fresh-data", on_change=["data/*.csv"], debounce=2))
+    assert watched["schedule"]["trigger"] == {"kind": "on_change", "watch": ["data/*.csv"], "debounce": 2.0}
+    assert watched["schedule"]["next"] == []  # no due times: it fires on a change
+    assert any("data/*.csv" in w for w in watched["warnings"]), watched["warnings"]  # matches nothing yet
+    follow = await _json(_post(jp_fetch, name="follow", after="fresh-data"))
+    assert follow["schedule"]["trigger"] == {"kind": "after", "schedule": "fresh-data"}
+    # A schedule others run after cannot go first.
+    code, body = await _error(_delete(jp_fetch, "fresh-data"))
+    assert code == 400 and "follow" in body["message"], body
+    assert (await _json(_delete(jp_fetch, "follow")))["removed"] == "follow"
+    assert (await _json(_delete(jp_fetch, "fresh-data")))["removed"] == "fresh-data"
