@@ -409,9 +409,11 @@ def check_gates(rs: RunStore, reg: Registry, v: dict, require: list[str], better
                                 "other_version": holder_n, "passed": bool(ok)})  # fmt: skip
     failed = [r for r in results if not r["passed"]]
     if failed:
-        raise GateError(
+        err = GateError(
             "promotion refused: " + "; ".join(_failure_text(v, r) for r in failed), "fix the model, or promote without the gate if this is on purpose"
         )
+        err.gates = results  # every verdict, for a caller that records them (continuous training)
+        raise err
     return results
 
 

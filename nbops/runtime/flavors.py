@@ -88,7 +88,8 @@ def signature_of(example: Any) -> dict:
         return signature_of(pd.DataFrame.from_records(example))
     shape = getattr(example, "shape", None)
     dtype = getattr(example, "dtype", None)
-    if shape is not None and dtype is not None:
+    # callable(shape): the numpy module itself (np.shape is a function) is not an array
+    if shape is not None and dtype is not None and not callable(shape):
         return {"kind": "array", "shape": [None, *[int(s) for s in tuple(shape)[1:]]], "dtype": str(dtype).removeprefix("torch.")}
     return {}
 

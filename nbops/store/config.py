@@ -35,7 +35,8 @@ else:  # pragma: no cover - Python 3.10
 __all__ = ["StoreSettings", "resolve_settings", "mask_url", "is_database_url", "find_config"]
 
 _DB_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://", "sqlite:///")
-_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:]*:)([^/@]*)(@)", re.I)
+# user:password@ in the authority only: "smtps://host:465?to=a@x.org" has no password.
+_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:?#]*:)([^/@?#]*)(@)", re.I)
 
 
 @dataclass(frozen=True)

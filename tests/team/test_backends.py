@@ -406,6 +406,9 @@ def test_broken_toml_names_the_file(project):
         ("s3://KEY:SECRET@bucket/prefix", "s3://KEY:***@bucket/prefix"),
         ("postgresql://alice@db/x", "postgresql://alice@db/x"),
         ("/plain/folder", "/plain/folder"),
+        # an address in the query is not a password (a notification target)
+        ("smtps://mail.x.org:465?to=a@x.org", "smtps://mail.x.org:465?to=a@x.org"),
+        ("smtp://bob:pw@mail.x.org:587?to=a@x.org", "smtp://bob:***@mail.x.org:587?to=a@x.org"),
     ],
 )
 def test_mask_url(url, masked):
