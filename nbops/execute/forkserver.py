@@ -155,24 +155,48 @@ def _installed(name: str, cwd: str | None) -> bool:
 
 
 def _env_hash(python: str, imports: list[str]) -> str:
-    """Moves when something a template imported could have changed: a package
-    installed or removed (sys.path folders' mtimes) or a top-level module's file."""
+    """Moves when something a template imported could have changed: a package installed
+    or removed (the mtimes of the site folders and PYTHONPATH folders), a top-level
+    module's file, or any source file of a package imported from a source checkout
+    (an editable install, nbops itself while being worked on). A source folder on the
+    path (the repository root) is not stamped: its mtime moves with every file made there."""
     import importlib.util
 
     stamp: list[Any] = [python]
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     for entry in sys.path:
-        try:
-            stamp.append([entry, os.stat(entry or ".").st_mtime_ns])
-        except OSError:
-            continue
-    for name in sorted({i.split(".")[0] for i in imports}):
+        if entry in extra or "site-packages" in entry or "dist-packages" in entry:
+            try:
+                stamp.append([entry, os.stat(entry).st_mtime_ns])
+            except OSError:
+                continue
+    for name in sorted({i.split(".")[0] for i in imports} | {"nbops"}):  # every template imports nbops.runtime
         try:
             spec = importlib.util.find_spec(name)
-            origin = spec.origin if spec else None
-            stamp.append([name, origin, os.stat(origin).st_mtime_ns if origin and os.path.exists(origin) else None])
-        except (ImportError, ValueError, OSError):
+        except (ImportError, ValueError):
+            spec = None
+        origin = spec.origin if spec else None
+        if not origin or not os.path.exists(origin):
             stamp.append([name, None])
+            continue
+        stamp.append([name, origin, os.stat(origin).st_mtime_ns])
+        if spec.submodule_search_locations and not ("site-packages" in origin or "dist-packages" in origin):
+            stamp.append([name, _newest(spec.submodule_search_locations)])
     return _digest(stamp)
+
+
+def _newest(folders: Any) -> int:
+    newest = 0
+    for folder in folders:
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
+            for f in files:
+                if f.endswith(".py"):
+                    try:
+                        newest = max(newest, os.stat(os.path.join(root, f)).st_mtime_ns)
+                    except OSError:
+                        pass
+    return newest
 
 
 def plan(kernel_name: str, folder: str | os.PathLike, cwd: str, env: dict[str, str] | None = None) -> tuple[TemplateSpec | None, str | None]:
@@ -224,6 +248,7 @@ class Template:
         self.info: dict[str, Any] | None = None
         self.error: str | None = None
         self._ready = threading.Event()
+        self._reading = threading.Lock()
         full = {**env, **dict(spec.env)}
         full.pop("JPY_PARENT_PID", None)
         full.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # as kernels.start_kernel: debugpy's import warns otherwise
@@ -234,8 +259,9 @@ class Template:
             )  # fmt: skip
 
     def wait_ready(self, timeout: float = 180) -> dict:
-        if not self._ready.is_set():
-            self._read_ready(timeout)
+        with self._reading:  # two runs asking at once: one reads the ready line, the other waits for it
+            if not self._ready.is_set():
+                self._read_ready(timeout)
         if self.error:
             raise TemplateUnavailable(f"template {self.id}: {self.error}", "the run uses the warm kernel pool instead")
         return self.info  # type: ignore[return-value]
