@@ -33,7 +33,11 @@ export class NbopsRequestError extends Error {
   }
 }
 
-async function request<T>(endpoint: string, init: RequestInit = {}, query: Record<string, string> = {}): Promise<T> {
+export async function request<T>(
+  endpoint: string,
+  init: RequestInit = {},
+  query: Record<string, string> = {}
+): Promise<T> {
   const settings = ServerConnection.makeSettings();
   const search = new URLSearchParams(query).toString();
   const url = URLExt.join(settings.baseUrl, 'nbops', endpoint) + (search ? `?${search}` : '');
