@@ -116,7 +116,7 @@ def export_kfp(
 
 
 def _compile(plan: dict, plan_path: Path, out: Path, kfp_python: str | None) -> None:
-    python = kfp_python or os.environ.get(KFP_PYTHON_ENV)
+    python = kfp_python or os.environ.get(KFP_PYTHON_ENV) or None
     if python is None:
         try:
             import kfp  # noqa: F401
