@@ -157,8 +157,13 @@ def serve(idle: float | None = None, root: Path | None = None) -> int:
     except BlockingIOError:
         lock.close()
         return 1
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     daemon = _Daemon(root, idle_timeout() if idle is None else idle)
+
+    def stop_now(*_: Any) -> None:  # SIGTERM, or Ctrl-C in the foreground: close the templates, remove the socket
+        daemon.stopping = True
+
+    signal.signal(signal.SIGTERM, stop_now)
+    signal.signal(signal.SIGINT, stop_now)
     try:
         daemon.run()
     except (KeyboardInterrupt, SystemExit):

@@ -7,6 +7,7 @@ script or the Jupyter server does; the daemon's are in test_daemon.py.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 
@@ -162,3 +163,32 @@ def test_template_sockets_are_private(tmp_path):
         assert request(handle["socket"], {"op": "nonsense"})["error"].startswith("unknown op")
     finally:
         ts.close()
+
+
+@pytest.mark.skipif(os.getuid() != 0 or not os.path.exists("/usr/bin/python3"), reason="needs root (to act as another user) and a system python")
+def test_another_user_gets_no_kernel_even_through_an_open_socket(tmp_path):
+    """The folder (0700) and socket (0600) keep others out; were they opened up, the
+    peer's uid (SO_PEERCRED) still is: another user is refused, nothing is forked."""
+    import shutil
+    import tempfile
+
+    build_notebook(tmp_path, [("a = 1", ["stage:one"])])
+    root = tempfile.mkdtemp(prefix="nbops-peercred-", dir="/tmp")  # pytest's tmp_path sits in a folder only root may enter
+    ts = TemplateSet(os.path.join(root, "tpl"))
+    try:
+        handle = ts.get(_spec(tmp_path, str(tmp_path / "elsewhere")))
+        for folder in (root, os.path.join(root, "tpl"), os.path.dirname(handle["socket"])):
+            os.chmod(folder, 0o711)
+        os.chmod(handle["socket"], 0o666)
+        code = (
+            "import json, socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n"
+            "try:\n    s.sendall(json.dumps({'op': 'fork', 'connection_file': '/tmp/x', 'cwd': '/', 'env': {}, 'log': '/dev/null'}).encode() + b'\\n')\n"
+            "except BrokenPipeError:\n    pass  # refused before it finished asking\n"
+            "print(s.recv(1000).decode())"
+        )
+        out = subprocess.run(["/usr/bin/python3", "-c", code, handle["socket"]], user=65534, capture_output=True, text=True, timeout=30)
+        assert "not your template" in out.stdout, out.stderr
+        assert request(handle["socket"], {"op": "info"}).get("forks", 0) == 0
+    finally:
+        ts.close()
+        shutil.rmtree(root, ignore_errors=True)
