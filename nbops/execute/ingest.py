@@ -11,6 +11,14 @@ driver gets only the records and ``_nbops/objects.json`` (``OBJECT_INDEX``:
 folder: it is recorded from the index (after a cheap check that the object is
 there with that size), never downloaded, and whoever needs its bytes on this
 machine materializes it (``materialize_inputs``).
+
+A stage's outputs arrive hashed: the kernel computed each file's digest while
+writing it (sha256, or BLAKE3 ``b3-...``: the digest names its algorithm), and
+the driver trusts that digest only for a file of the size the kernel reported,
+then links the file into the objects under it (no read, no copy). Full
+re-hashing happens where bytes are trusted later: before a cached output is
+loaded (``Scheduler.inputs_intact``), in ``materialize`` of remote objects and
+in ``nbops store verify``.
 """
 
 from __future__ import annotations
@@ -60,7 +68,7 @@ class StageIngest:
         return error_record(outcome, self.scrub)
 
     def notebook(self, outcome: StageOutcome) -> str | None:
-        """The executed notebook, secrets masked, as an object; returns its sha256."""
+        """The executed notebook, secrets masked, as an object; returns its digest."""
         path = outcome.executed_notebook
         if not path or not os.path.exists(path):
             return None
@@ -79,7 +87,7 @@ class StageIngest:
         return outputs
 
     def _stored(self, rel: str, meta: dict | None = None) -> tuple[str, int]:
-        """(sha256, bytes) of a file of the stage folder, which is in the objects after this.
+        """(digest, bytes) of a file of the stage folder, which is in the objects after this.
 
         A file only in the objects (a Ray worker stored it) is checked there, not read."""
         file = self.out_dir / rel
