@@ -13,42 +13,52 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbops
 from nbops.errors import NbopsError, NotFoundError, ParameterError, UsageError
-from nbops.features.tables import publish_logged
-from nbops.graph import StageGraph, build_graph
-from nbops.history import (
-    diff_runs,
-    differences,
-    get_run,
-    list_runs,
-    run_metrics,
-    run_to_json,
-    stage_notebook,
-    validate_stage_name,
-    why,
-)
-from nbops.models.registry import register_logged
-from nbops.notebook import notebook_from_dict, read_notebook
-from nbops.plan import is_secret, load_params_file, parse_assignments, resolve_params
-from nbops.spec import PipelineSpec, edited_stage_notebooks, load_pipeline
-from nbops.spec import convert as convert_graph
 from nbops.status import DONE_OK, SUCCEEDED
-from nbops.store import RunStore, open_store, store_exists, store_root, validate_run_id
+
+if TYPE_CHECKING:
+    from nbops.graph import StageGraph
+    from nbops.spec import PipelineSpec
+    from nbops.store import RunStore
+
+# Reading runs (nbops.history) and the store (SQLAlchemy, ~0.3 s to import) are imported on
+# first use: a fully cached `nbops run` needs neither (plan/cached_run.py).
+_LAZY = {
+    **dict.fromkeys(
+        ("diff_runs", "differences", "get_run", "list_runs", "run_metrics", "run_to_json", "stage_notebook", "validate_stage_name", "why"), "nbops.history"
+    ),
+    **dict.fromkeys(("open_store", "store_exists", "store_root", "validate_run_id", "RunStore"), "nbops.store"),
+    "StageGraph": "nbops.graph",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbops.api' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
-    "graph", "load_graph", "convert", "prepare", "open_store", "open_executor", "run", "start_run", "list_runs", "get_run",
-    "stage_notebook", "resume", "rerun", "diff_runs", "run_to_json", "run_metrics", "validate_run_id",
-    "validate_stage_name", "Prepared", "RunContext", "plan_run", "why", "store_root",
+    "graph", "load_graph", "convert", "prepare", "open_executor", "run", "start_run", "resume", "rerun", "Prepared", "RunContext", "plan_run",
 ]  # fmt: skip
+__all__ += ["open_store", "store_root", "validate_run_id"]  # noqa: F822 (from nbops.store, imported on first use: _LAZY)
+__all__ += ["list_runs", "get_run", "stage_notebook", "diff_runs", "run_to_json", "run_metrics", "validate_stage_name", "why"]  # noqa: F822 (nbops.history)
 
 
 # -- graph and convert -----------------------------------------------------------------
 
 
 def load_graph(path: str | os.PathLike, content: Mapping | None = None) -> StageGraph:
+    from nbops.graph import build_graph
+    from nbops.notebook import notebook_from_dict, read_notebook
+
     nb = notebook_from_dict(dict(content), os.fspath(path)) if content is not None else read_notebook(path)
     return build_graph(nb)
 
@@ -59,6 +69,8 @@ def graph(path: str | os.PathLike, content: Mapping | None = None) -> dict:
 
 
 def convert(path: str | os.PathLike, out_dir: str | os.PathLike) -> PipelineSpec:
+    from nbops.spec import convert as convert_graph
+
     return convert_graph(load_graph(path).raise_for_errors(), out_dir, path)
 
 
@@ -75,6 +87,10 @@ class Prepared:
 
 def prepare(target: str | os.PathLike, store: str | os.PathLike | None = None) -> Prepared:
     """A notebook (converted into the store) or a folder made by ``nbops convert``."""
+    from nbops.spec import convert as convert_graph
+    from nbops.spec import edited_stage_notebooks, load_indexed, load_pipeline, pipeline_key, write_index
+    from nbops.store import open_store, store_root
+
     path = Path(target)
     if path.is_dir():
         spec = load_pipeline(path)
@@ -89,26 +105,33 @@ def prepare(target: str | os.PathLike, store: str | os.PathLike | None = None) -
         return Prepared(spec, str(source), str(cwd), open_store(store, source if source.exists() else path))
     if not path.exists():
         raise NotFoundError(f"{path} not found", "pass a notebook (.ipynb) or a folder made by 'nbops convert'")
-    g = load_graph(path).raise_for_errors()
-    rs = open_store(store, path)
     absolute = path.resolve()
-    # Same notebook bytes at the same place -> the same converted pipeline folder.
-    key = hashlib.sha256(f"{absolute}\0{g.notebook.sha256}\0{nbops.__version__}".encode()).hexdigest()[:16]
-    out = rs.pipelines_dir() / key
-    spec = load_pipeline(out) if (out / "pipeline.yaml").exists() else None
-    if spec is None or edited_stage_notebooks(spec):
-        # Generated from the notebook, which is the truth: a damaged or edited copy is made again.
-        spec = convert_graph(g, out, absolute)
+    try:
+        digest = hashlib.sha256(absolute.read_bytes()).hexdigest()
+    except OSError:
+        digest = None  # read_notebook below says why, with the fix
+    # Same notebook bytes at the same place -> the same converted pipeline folder. When it is
+    # there (spec.json, see spec/index.py) the analysis is not redone; the store is opened
+    # only after a notebook with errors had the chance to fail, so it never creates one.
+    spec = load_indexed(store_root(store, path) / "pipelines" / pipeline_key(absolute, digest), digest) if digest else None
+    if spec is None:
+        g = load_graph(path).raise_for_errors()
+        rs = open_store(store, path)
+        out = rs.pipelines_dir() / pipeline_key(absolute, g.notebook.sha256)
+        spec = load_pipeline(out) if (out / "pipeline.yaml").exists() else None
+        if spec is None or edited_stage_notebooks(spec):
+            # Generated from the notebook, which is the truth: a damaged or edited copy is made again.
+            spec = convert_graph(g, out, absolute)
+        write_index(spec)
+    else:
+        rs = open_store(store, path)
     return Prepared(spec, str(absolute), str(absolute.parent), rs)
 
 
 def _params(prep: Prepared, params: Mapping[str, Any] | None, params_file: str | None, pairs: list[str] | None) -> dict:
-    given: dict[str, Any] = {}
-    if params_file:
-        given.update(load_params_file(params_file))
-    given.update(parse_assignments(pairs or []))
-    given.update(params or {})
-    return resolve_params(prep.spec.parameters, given, prep.notebook)
+    from nbops.plan import run_params
+
+    return run_params(prep.spec.parameters, prep.notebook, params, params_file, pairs)
 
 
 # -- running -----------------------------------------------------------------------------
@@ -118,6 +141,45 @@ def _executor(name: str, prep: Prepared, jobs: int | None, address: str | None):
     from nbops.execute import get_executor
 
     return get_executor(name, jobs=jobs, kernel_name=prep.spec.kernel_name, cwd=prep.cwd, address=address, store=prep.store)
+
+
+class _OnDemand:
+    """The local executor, made when the first stage is to run: a fully cached run starts
+    no kernel and imports no kernel code (jupyter_client, papermill)."""
+
+    name = "local"
+    reads_objects = False  # LocalExecutor's: stages read their inputs from the run folder
+
+    def __init__(self, make: Callable[[], Any]):
+        self._make, self._made = make, None
+
+    def _get(self):
+        if self._made is None:
+            self._made = self._make()
+        return self._made
+
+    def warm_up(self, expected: int | None = None) -> None:
+        self._get().warm_up(expected=expected)
+
+    def submit(self, task):
+        return self._get().submit(task)
+
+    def describe(self) -> dict[str, Any]:
+        return self._made.describe() if self._made is not None else {"name": self.name, "kernels": 0}
+
+    def cancel_all(self) -> None:
+        if self._made is not None:
+            self._made.cancel_all()
+
+    def close(self) -> None:
+        if self._made is not None:
+            self._made.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def open_executor(prepared: Prepared, name: str = "local", *, jobs: int | None = None, address: str | None = None):
@@ -157,7 +219,17 @@ def run(
     context: RunContext | None = None,
 ) -> dict:
     """Run a pipeline to the end; returns the run JSON (check its "status")."""
+    if context is None and executor == "local" and not no_cache and target is not None:
+        from nbops.plan.cached_run import cached_run
+
+        record = cached_run(target, store=store, params=params, params_file=params_file, assignments=assignments,
+                            metric_names=metric_names, provenance=_provenance, progress=progress)  # fmt: skip
+        if record is not None:  # every stage reused: recorded without a kernel or SQLAlchemy
+            from nbops.plan.lite_store import run_json
+
+            return run_json(record)
     from nbops.execute import RunRequest, execute_run
+    from nbops.history import run_to_json
 
     ctx = context or RunContext()
     prep = ctx.prepared or prepare(target, store)
@@ -170,15 +242,30 @@ def run(
     if ctx.executor is not None:
         run_id = execute_run(req, ctx.executor, progress)
     else:
-        with _executor(executor, prep, jobs, address) as ex:
+        opened = _OnDemand(lambda: _executor(executor, prep, jobs, address)) if executor == "local" else _executor(executor, prep, jobs, address)
+        with opened as ex:
             run_id = execute_run(req, ex, progress)
     record = prep.store.get_run(run_id)
     out = run_to_json(record)
-    # Models the stages logged (nbops.log_model) become versions once the run succeeded,
-    # so a version's metrics are those of the whole run (evaluate comes after train).
-    registered = register_logged(prep.store, record)
-    out |= publish_logged(prep.store, record)  # tables the stages published (nbops.features.publish): {"features": [...]}
+    logged = [a for s in record["stages"] for a in s.get("artifacts") or []]
+    registered = []
+    if any(a.get("model") for a in logged):  # the registry and its imports only when a stage logged a model
+        from nbops.models.registry import register_logged
+
+        # Models the stages logged (nbops.log_model) become versions once the run succeeded,
+        # so a version's metrics are those of the whole run (evaluate comes after train).
+        registered = register_logged(prep.store, record)
+    if any(a.get("feature") for a in logged):
+        from nbops.features.tables import publish_logged
+
+        out |= publish_logged(prep.store, record)  # tables the stages published (nbops.features.publish): {"features": [...]}
     return out | {"models": registered} if registered else out
+
+
+def _provenance(kernel_name: str, cwd: str) -> tuple[dict, dict | None]:
+    from nbops.execute.provenance import capture_env, git_state
+
+    return capture_env(kernel_name), git_state(cwd)
 
 
 def start_run(
@@ -232,6 +319,8 @@ def plan_run(
     import tempfile
 
     from nbops.plan import ReusePlanner
+    from nbops.spec import convert as convert_graph
+    from nbops.store import store_exists
 
     path = Path(target)
     if store_exists(store, path if path.exists() else Path.cwd()) or path.is_dir():
@@ -255,6 +344,9 @@ def plan_run(
 
 
 def _parent(run_id: str, path, store) -> tuple[RunStore, dict, Prepared]:
+    from nbops.spec import edited_stage_notebooks, load_pipeline
+    from nbops.store import open_store, validate_run_id
+
     rs = open_store(store, path, create=False)
     parent = rs.get_run(validate_run_id(run_id))
     folder = parent.get("pipeline_dir")
@@ -273,6 +365,8 @@ def _parent(run_id: str, path, store) -> tuple[RunStore, dict, Prepared]:
 
 
 def _parent_params(parent: dict, overrides: Mapping[str, Any] | None) -> dict:
+    from nbops.plan import is_secret
+
     params = dict(parent.get("params") or {})
     masked = [k for k, v in params.items() if is_secret(k) and v == "***"]
     overrides = dict(overrides or {})
@@ -303,5 +397,7 @@ def rerun(run_id: str, *, path=None, store=None, executor: str = "local", jobs=N
     new = run(None, _parent_params(parent, params), executor=executor, jobs=jobs, progress=progress, address=address,
               no_cache=True, metric_names=(parent.get("report") or {}).get("metric_names"),
               context=RunContext(kind="rerun", parent_id=run_id, prepared=prep))  # fmt: skip
+    from nbops.history import differences, run_to_json
+
     new["differences"] = differences(run_to_json(parent), new)
     return new

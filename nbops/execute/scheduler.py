@@ -19,8 +19,6 @@ gone.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import threading
 import time
@@ -28,18 +26,22 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbops.errors import CorruptObjectError, StoreError
 from nbops.execute.base import Executor, StageErrorInfo, StageOutcome, StageTask
-from nbops.execute.ingest import StageIngest, materialize_inputs, write_manifest, write_returned_files
 from nbops.execute.provenance import capture_env, git_state
-from nbops.plan import REUSE, Decision, ReusePlanner, is_secret, mask_secrets
+from nbops.plan import REUSE, Decision, ReusePlanner, is_secret
+from nbops.plan.cached_run import run_fields
 from nbops.plan.secrets import Scrubber
 from nbops.runtime.marshal import MANIFEST
 from nbops.spec import ARTIFACT_PARAM, PipelineSpec, StageSpec
-from nbops.status import CACHED, DONE_OK, FAILED, INTERRUPTED, PENDING, RUNNING, SKIPPED, SUCCEEDED
-from nbops.store import RunStore, new_run_id
+from nbops.status import DONE_OK, FAILED, INTERRUPTED, PENDING, RUNNING, SKIPPED, SUCCEEDED
+
+if TYPE_CHECKING:  # the store's module (and SQLAlchemy) is the caller's to import: a RunStore is handed in
+    from nbops.store import RunStore
+
+# execute/ingest.py (storing a stage's outputs) is imported when a stage ran: a fully cached run never needs it.
 
 __all__ = ["RunRequest", "execute_run", "Progress"]
 
@@ -74,6 +76,8 @@ class _Run:
         self.req, self.executor, self.progress = req, executor, progress
         self.store = req.store
         self.spec = req.spec
+        if req.run_id is None:
+            from nbops.store import new_run_id
         self.run_id = req.run_id or new_run_id()
         self.dir = self.store.run_dir(self.run_id)
         self.artifacts = self.dir / "artifacts"
@@ -84,6 +88,7 @@ class _Run:
         self.decisions: dict[str, Decision] = {}
         self.reused: set[str] = set()  # stages whose outputs came from the store
         self.verified: set[str] = set()  # objects re-hashed in this run
+        self.unwritten: set[str] = set()  # reused stages whose manifest is written when a stage that runs loads them
         self.secret_names = [k for k in req.params if is_secret(k)]
         self.scrub = Scrubber.from_params(req.params)  # secret values never reach a record, a notebook or the terminal
         self.planner = ReusePlanner(self.spec, req.params, self.store, notebook=req.notebook, cwd=req.cwd, no_cache=req.no_cache, resumed=req.reuse)
@@ -92,28 +97,19 @@ class _Run:
     # -- lifecycle -----------------------------------------------------------
     def go(self) -> str:
         req = self.req
-        warm_up = getattr(self.executor, "warm_up", None)
-        self.expected = sum(d.action != REUSE for d in self.planner.dry_run())
-        if warm_up and self.expected:
+        # The dry run's decisions are kept by the planner: the loop below asks again only
+        # for a stage whose inputs came out differently (one store query per stage).
+        self.expected = sum(d.action != REUSE for d in self.planner.dry_run(reads=False))
+        warm_up = getattr(self.executor, "warm_up", None) if self.expected else None
+        if warm_up:
             # Kernels start now, in the background, while provenance is recorded:
             # the first stage to run finds one ready.
             warm_up(expected=self.expected)
-        self.store.create_run(
-            self.run_id,
-            notebook=req.notebook,
-            pipeline_dir=str(self.spec.folder),
-            pipeline_sha256=hashlib.sha256("".join(s.code_sha256 for s in self.spec.stages).encode()).hexdigest(),
-            notebook_sha256=self.spec.source_sha256,
-            params=mask_secrets(req.params),
-            env=capture_env(self.spec.kernel_name),
-            git=git_state(req.cwd),
-            executor=json.dumps(self.executor.describe()),
-            kind=req.kind,
-            parent_id=req.parent_id,
-            study=req.study,
-            trial=req.trial,
-            report={"metric_names": req.metric_names, "no_cache": req.no_cache},
-        )
+        fields = run_fields(
+            self.spec, req.notebook, req.params, env=capture_env(self.spec.kernel_name), git=git_state(req.cwd), executor=self.executor.describe(),
+            kind=req.kind, parent_id=req.parent_id, study=req.study, trial=req.trial, metric_names=req.metric_names, no_cache=req.no_cache,
+        )  # fmt: skip
+        self.store.create_run(self.run_id, **fields)
         for s in self.spec.stages:
             self.store.put_stage(self.run_id, s.name, self.position[s.name], status=PENDING)
         if req.on_created:
@@ -237,7 +233,7 @@ class _Run:
                 self.reused.discard(stage.name)
                 self.progress("note", stage.name, {"message": f"a stored output of stage {stage.name!r} is {exc.problem}: recomputing it"})
                 self.store.objects.delete(exc.digest)  # the next decision sees it missing: reason "damaged"
-                decision = self.decisions[stage.name] = self.planner.decide(stage, inputs, reran)
+                decision = self.decisions[stage.name] = self.planner.decide(stage, inputs, reran, remembered=False)
                 if decision.action == REUSE:  # another execution with intact objects
                     self.reuse(stage, decision)
                     return None
@@ -269,6 +265,7 @@ class _Run:
                 "note", producer, {"message": f"the stored {var!r} of stage {producer!r} is damaged (object {digest[:12]}): recomputing {producer!r}"}
             )
             self.store.objects.delete(digest)  # a cache lookup now sees it missing
+            self.planner.forget(producer)
             shutil.rmtree(self.artifacts / producer, ignore_errors=True)
             self.reused.discard(producer)
             del self.outputs[producer]
@@ -279,23 +276,21 @@ class _Run:
     def reuse(self, stage: StageSpec, decision: Decision) -> None:
         record = decision.record
         self.reused.add(stage.name)
-        if not self.executor.reads_objects:  # Ray workers with shared objects fetch them themselves: no download here
+        if getattr(self.store.objects, "materialize_verifies", False) and not self.executor.reads_objects:
+            # A remote store re-hashes what it downloads: fetched now, once, and inputs_intact need not fetch it again.
             for meta in record["outputs"].values():
                 self.store.objects.materialize(meta["sha256"], self.artifacts / stage.name / meta["file"], size=meta.get("bytes"))
-                if getattr(self.store.objects, "materialize_verifies", False):
-                    self.verified.add(meta["sha256"])  # re-hashed on the way down: inputs_intact need not fetch it again
-        write_manifest(self.artifacts, stage.name, record["outputs"])  # and the object index the executor sends digests from
+                self.verified.add(meta["sha256"])
+            self.write_manifest(stage.name, record["outputs"])
+        else:
+            # Nothing is copied yet: a stage that runs and loads these outputs gets them then
+            # (make_task); a fully cached run writes nothing into its artifacts folder.
+            self.unwritten.add(stage.name)
         self.outputs[stage.name] = record["outputs"]
-        now = time.time()
-        self.set_stage(
-            stage.name, CACHED, started_at=now, ended_at=now, cache_key=decision.key,
-            cached_from=record.get("cached_from") or record["run_id"],
-            notebook_sha256=record["notebook_sha256"], outputs=record["outputs"], scalars=record["scalars"],
-            metrics=record["metrics"], checks=record["checks"], inputs=record["inputs"], artifacts=record["artifacts"],
-            worker=record["worker"], reason=decision.reason.to_json(), key_parts=decision.key_parts,
-            deps=record.get("deps") or [],
-        )  # fmt: skip
-        self.store.objects.materialize(record["notebook_sha256"], self.notebooks / f"{stage.name}.ipynb")
+        fields = decision.reused_fields(time.time())
+        self.set_stage(stage.name, fields.pop("status"), **fields)
+        # The executed notebook stays an object (checked present by the planner): history.stage_notebook
+        # links it into the run folder when someone opens it.
         self.progress("cached", stage.name, {"from": record["run_id"], "reason": decision.reason.to_json()})
         self.note_unseen(stage.name, record.get("deps") or [], reused=True)
 
@@ -307,7 +302,11 @@ class _Run:
         # A fresh output folder: a retried stage must not see a half-written first attempt.
         shutil.rmtree(self.artifacts / stage.name, ignore_errors=True)
         input_files = [f"{p}/{self.outputs[p][v]['file']}" for v, p in sorted(stage.inputs.items())]
-        if not self.executor.reads_objects:  # an input a Ray worker stored only in the objects: copied here on demand
+        for producer in sorted(set(stage.inputs.values()) & self.unwritten):
+            self.write_manifest(producer, self.outputs[producer])
+        if not self.executor.reads_objects:  # an input only in the objects (reused, or stored by a Ray worker): copied here now
+            from nbops.execute.ingest import materialize_inputs
+
             materialize_inputs(self.artifacts, input_files, self.store.objects)
         task = StageTask(
             run_id=self.run_id,
@@ -329,9 +328,18 @@ class _Run:
         Path(task.output_notebook).unlink(missing_ok=True)  # a retry's earlier notebook is an object now
         return task
 
+    def write_manifest(self, stage: str, outputs: dict[str, dict]) -> None:
+        """The manifest of reused outputs and the object index the executor sends digests from."""
+        from nbops.execute.ingest import write_manifest
+
+        write_manifest(self.artifacts, stage, outputs)
+        self.unwritten.discard(stage)
+
     # -- record ------------------------------------------------------------------
     def record(self, task: StageTask, outcome: StageOutcome) -> StageTask | None:
         """Store a finished attempt; returns the next attempt's task when it is retried."""
+        from nbops.execute.ingest import StageIngest, write_returned_files
+
         stage = self.spec.stage(task.stage)
         ingest = StageIngest(self.store, self.artifacts / stage.name, self.secret_names, self.scrub)
         if outcome.output_files is not None:  # a remote executor brought the files back
@@ -366,7 +374,7 @@ class _Run:
         self.progress(FAILED, stage.name, {"seconds": outcome.ended_at - outcome.started_at, "error": error})
         return None
 
-    def deps(self, stage: StageSpec, ingest: StageIngest) -> list[dict]:
+    def deps(self, stage: StageSpec, ingest: Any) -> list[dict]:
         """What the stage read, imported and ran against, fingerprinted now (the memo makes it cheap)."""
         from nbops.plan.fingerprint import deps_from_records
 
@@ -375,14 +383,11 @@ class _Run:
         return deps
 
     def note_unseen(self, stage: str, deps: list[dict], reused: bool) -> None:
-        """Say once per stage that it read a source nbops cannot fingerprint (a query, an API
-        call): above all when the result is reused, which is when it may be stale."""
-        unseen = sorted({d["what"] for d in deps if d.get("kind") == "unseen"})
-        if unseen:
-            state = "this cached result may be stale" if reused else "a cached result of it may be stale later"
-            message = (
-                f"read from {', '.join(unseen)}, which nbops cannot fingerprint: {state}; tag the stage cache:off, or name a version with nbops.input(...)"
-            )
+        """Say once per stage that it read a source nbops cannot fingerprint."""
+        from nbops.plan.fingerprint import unseen_note
+
+        message = unseen_note(deps, reused)
+        if message:
             self.progress("note", stage, {"message": message})
 
 

@@ -3,7 +3,7 @@
 from nbops.plan.cache import cache_key, stage_key_parts
 from nbops.plan.environment import base_environment, installed_packages
 from nbops.plan.explain import REASON_KINDS, Reason, explain_change
-from nbops.plan.params import is_secret, load_params_file, mask_secrets, parse_assignments, resolve_params
+from nbops.plan.params import is_secret, load_params_file, mask_secrets, parse_assignments, resolve_params, run_params
 from nbops.plan.reuse import REUSE, RUN, Decision, ReusePlanner
 
 __all__ = [
@@ -22,5 +22,6 @@ __all__ = [
     "mask_secrets",
     "parse_assignments",
     "resolve_params",
+    "run_params",
     "stage_key_parts",
 ]

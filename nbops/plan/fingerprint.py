@@ -34,10 +34,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from nbops.plan.environment import installed_packages  # noqa: F401  (one listing of the packages, re-exported)
 from nbops.runtime.files import sha256_file
 from nbops.runtime.reads import remote_fingerprint
 
-__all__ = ["HashMemo", "deps_from_records", "changed_deps", "installed_packages", "INPUT", "CODE", "ENV"]
+__all__ = ["HashMemo", "deps_from_records", "changed_deps", "installed_packages", "unseen_note", "INPUT", "CODE", "ENV"]
 
 INPUT, CODE, ENV = "input", "code", "env"
 # A file modified this recently may change again within the same mtime tick
@@ -46,7 +47,13 @@ _RACY_SECONDS = 2.0
 
 
 class HashMemo:
-    """sha256 of files, remembered by (abspath, size, mtime_ns, inode) in SQLite."""
+    """sha256 of files, remembered by (abspath, size, mtime_ns, ctime_ns, inode) in SQLite.
+
+    As git's index: a file whose stat is the remembered one is taken as unchanged; any
+    other is hashed again. Every write changes the mtime and the ctime, a replaced file
+    has another inode, and the ctime cannot be set back (``touch -d``, ``cp -p``,
+    ``rsync -t`` restore the mtime only), so a content change is never taken as unchanged.
+    Hashes of files changed within the last ``_RACY_SECONDS`` are not remembered."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -55,6 +62,12 @@ class HashMemo:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE IF NOT EXISTS hashes (abspath TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, sha256 TEXT NOT NULL)")
+            if "ctime_ns" not in {row[1] for row in db.execute("PRAGMA table_info(hashes)")}:
+                # A memo written before the ctime was kept: its rows match no stat now, each file is hashed once more.
+                try:
+                    db.execute("ALTER TABLE hashes ADD COLUMN ctime_ns INTEGER")
+                except sqlite3.OperationalError:  # another process added it first
+                    pass
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
@@ -80,7 +93,7 @@ class HashMemo:
             return result
         with self._lock, self._connect() as db:
             rows = db.execute(
-                "SELECT abspath, size, mtime_ns, inode, sha256 FROM hashes WHERE abspath IN (SELECT value FROM json_each(?))",
+                "SELECT abspath, size, mtime_ns, ctime_ns, inode, sha256 FROM hashes WHERE abspath IN (SELECT value FROM json_each(?))",
                 (json.dumps(list(stats)),),
             ).fetchall()
             known = {r[0]: r[1:] for r in rows}
@@ -88,14 +101,14 @@ class HashMemo:
             now = time.time_ns()
             for p, st in stats.items():
                 row = known.get(p)
-                if row is not None and row[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
-                    result[p] = row[3]
+                if row is not None and row[:4] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
+                    result[p] = row[4]
                     continue
                 result[p] = sha256_file(p)
                 if now - st.st_mtime_ns > _RACY_SECONDS * 1e9:
-                    fresh.append((p, st.st_size, st.st_mtime_ns, st.st_ino, result[p]))
+                    fresh.append((p, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, result[p]))
             if fresh:
-                db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)", fresh)
+                db.executemany("INSERT OR REPLACE INTO hashes (abspath, size, mtime_ns, ctime_ns, inode, sha256) VALUES (?, ?, ?, ?, ?, ?)", fresh)
         return result
 
 
@@ -185,11 +198,14 @@ def changed_deps(
     return changes
 
 
-def installed_packages() -> dict[str, str]:
-    """Distribution -> version of this interpreter (pass the kernel's when it differs)."""
-    from importlib import metadata
-
-    return {d.metadata["Name"]: d.version for d in metadata.distributions() if d.metadata["Name"]}
+def unseen_note(deps: list[dict], reused: bool) -> str | None:
+    """What to say about a stage that read a source nbops cannot fingerprint (a query, an API
+    call): above all when its result is reused, which is when it may be stale."""
+    unseen = sorted({d["what"] for d in deps if d.get("kind") == "unseen"})
+    if not unseen:
+        return None
+    state = "this cached result may be stale" if reused else "a cached result of it may be stale later"
+    return f"read from {', '.join(unseen)}, which nbops cannot fingerprint: {state}; tag the stage cache:off, or name a version with nbops.input(...)"
 
 
 def _file_change(shown: str, before: str | None, now: str | None) -> str | None:

@@ -15,13 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nbops.errors import NotFoundError, ParameterError
 from nbops.spec import ParamSpec
 from nbops.text import article
 
-__all__ = ["parse_assignments", "load_params_file", "resolve_params", "mask_secrets", "is_secret", "SECRET_RE"]
+__all__ = ["parse_assignments", "load_params_file", "resolve_params", "run_params", "mask_secrets", "is_secret", "SECRET_RE"]
 
 SECRET_RE = re.compile(r"token|passw|secret|key|credential|auth", re.IGNORECASE)
 MASK = "***"
@@ -47,6 +45,8 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
 
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
+    import yaml  # on use (here and below): most runs pass no YAML, and the import is ~20 ms
+
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -67,6 +67,8 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
 
 
 def _from_text(name: str, text: str, kind: str) -> Any:
+    import yaml
+
     fix = f"pass a {kind} for {name}, e.g. -p {name}={_example(kind)}"
     try:
         if kind == "int":
@@ -124,6 +126,18 @@ def resolve_params(declared: Mapping[str, ParamSpec], given: Mapping[str, Any], 
         kind = declared[name].type
         values[name] = _finite(name, _from_text(name, value, kind) if isinstance(value, str) and kind != "str" else _check_typed(name, value, kind))
     return values
+
+
+def run_params(
+    declared: Mapping[str, ParamSpec], where: str, params: Mapping[str, Any] | None = None, params_file: str | None = None, assignments: list[str] | None = None
+) -> dict[str, Any]:
+    """A run's parameters: the file's (``-f``), then ``-p name=value``, then ``params``, over the defaults."""
+    given: dict[str, Any] = {}
+    if params_file:
+        given.update(load_params_file(params_file))
+    given.update(parse_assignments(assignments or []))
+    given.update(params or {})
+    return resolve_params(declared, given, where)
 
 
 def _finite(name: str, value: Any) -> Any:

@@ -17,13 +17,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbops.plan.cache import cache_key, stage_cells, stage_key_parts
 from nbops.plan.environment import base_environment, installed_packages
 from nbops.plan.explain import Reason, explain_change, reason_from_changes
 from nbops.spec import PipelineSpec, StageSpec
-from nbops.store import RunStore
+from nbops.status import CACHED
+
+if TYPE_CHECKING:  # handed in by the caller: planning never opens a store itself
+    from nbops.store import RunStore
 
 __all__ = ["Decision", "ReusePlanner", "RUN", "REUSE"]
 
@@ -42,6 +45,17 @@ class Decision:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.stage, "action": self.action, "reason": self.reason.to_json(), "reads": self.reads}
+
+    def reused_fields(self, now: float) -> dict[str, Any]:
+        """The stage record of a reuse: the execution's results, this decision's key and reason."""
+        record = self.record
+        assert record is not None
+        return dict(
+            status=CACHED, started_at=now, ended_at=now, cache_key=self.key, cached_from=record.get("cached_from") or record["run_id"],
+            notebook_sha256=record["notebook_sha256"], outputs=record["outputs"], scalars=record["scalars"],
+            metrics=record["metrics"], checks=record["checks"], inputs=record["inputs"], artifacts=record["artifacts"],
+            worker=record["worker"], reason=self.reason.to_json(), key_parts=self.key_parts, deps=record.get("deps") or [],
+        )  # fmt: skip
 
 
 class ReusePlanner:
@@ -63,6 +77,9 @@ class ReusePlanner:
         self._cells: dict[str, list[dict]] = {}
         self._memo = None
         self._packages: dict[str, str] | None = None
+        # (stage, key) -> the decision made for it: the run's loop asks again for each stage the
+        # dry run decided, and gets the same answer without a second store query or dep check.
+        self._decided: dict[tuple[str, str], Decision] = {}
 
     # -- the parts ---------------------------------------------------------------
     def cells(self, stage: StageSpec) -> list[dict]:
@@ -118,11 +135,24 @@ class ReusePlanner:
         return found
 
     # -- the decision ---------------------------------------------------------------
-    def decide(self, stage: StageSpec, inputs: Mapping[str, str] | None, reran: list[str] = ()) -> Decision:
+    def decide(self, stage: StageSpec, inputs: Mapping[str, str] | None, reran: list[str] = (), *, remembered: bool = True) -> Decision:
         """``inputs``: var -> sha256 of what the stage will load; None when an
-        upstream stage must run first (dry run). ``reran``: upstream stages that ran."""
+        upstream stage must run first (dry run). ``reran``: upstream stages that ran.
+        ``remembered=False``: decide again although this key was decided (an object was found damaged since)."""
         parts = self.key_parts(stage, inputs or {})
         key = cache_key(parts) if inputs is not None else None
+        if key is None:
+            return self._decide(stage, inputs, reran, parts, key)
+        if remembered and (stage.name, key) in self._decided and not reran:
+            return self._decided[(stage.name, key)]
+        decision = self._decided[(stage.name, key)] = self._decide(stage, inputs, reran, parts, key)
+        return decision
+
+    def forget(self, stage: str) -> None:
+        """Decide ``stage`` afresh next time (an output it was reused with turned out damaged)."""
+        self._decided = {k: d for k, d in self._decided.items() if k[0] != stage}
+
+    def _decide(self, stage: StageSpec, inputs: Mapping[str, str] | None, reran, parts: dict[str, Any], key: str | None) -> Decision:
 
         def run(kind: str, detail: str) -> Decision:
             return Decision(stage.name, RUN, Reason(kind, detail), key, parts)
@@ -166,8 +196,9 @@ class ReusePlanner:
             return run("first-run", "no successful earlier execution with the same code, parameters and inputs is in the store")
         return Decision(stage.name, RUN, reason, key, parts)
 
-    def dry_run(self) -> list[Decision]:
-        """What a run would do now, stage by stage, without running anything."""
+    def dry_run(self, reads: bool = True) -> list[Decision]:
+        """What a run would do now, stage by stage, without running anything.
+        ``reads``: also list the data files each stage's code names (parses the code: for people, not the run)."""
         outputs: dict[str, dict] = {}
         running: list[str] = []
         decisions = []
@@ -175,7 +206,7 @@ class ReusePlanner:
             waits_for = [p for p in sorted(set(stage.inputs.values())) if p in running]
             inputs = None if waits_for else {var: outputs[p][var]["sha256"] for var, p in stage.inputs.items()}
             decision = self.decide(stage, inputs, waits_for or [u for u in stage.upstream if u in running])
-            decision.reads = self.static_reads(stage)
+            decision.reads = self.static_reads(stage) if reads else []
             if decision.action == RUN:
                 running.append(stage.name)
             else:

@@ -7,14 +7,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nbops.errors import NbopsError, NotFoundError
 from nbops.runtime.files import write_atomic
 
-__all__ = ["SCHEMA", "StageSpec", "PipelineSpec", "ParamSpec", "load_pipeline", "write_atomic"]
+__all__ = ["ARTIFACT_PARAM", "SCHEMA", "StageSpec", "PipelineSpec", "ParamSpec", "load_pipeline", "write_atomic"]
 
 SCHEMA = "nbops.pipeline/1"
+ARTIFACT_PARAM = "nbops_artifact_dir"  # the stage parameter naming the folder of <stage>/ outputs
 
 
 @dataclass
@@ -65,6 +64,8 @@ class PipelineSpec:
         return (self.folder / self.source_path).resolve()
 
     def to_yaml(self) -> str:
+        import yaml  # on use: a cached run reads spec.json (spec/index.py), never YAML
+
         data = {
             "schema": self.schema,
             "name": self.name,
@@ -77,6 +78,8 @@ class PipelineSpec:
 
 
 def load_pipeline(folder: str | os.PathLike) -> PipelineSpec:
+    import yaml
+
     path = Path(folder) / "pipeline.yaml"
     try:
         data = yaml.safe_load(path.read_text())

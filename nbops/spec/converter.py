@@ -21,11 +21,9 @@ from pathlib import Path
 
 from nbops.graph import StageGraph
 from nbops.notebook import strip_pipeline_magic
-from nbops.spec.pipeline import ParamSpec, PipelineSpec, StageSpec, write_atomic
+from nbops.spec.pipeline import ARTIFACT_PARAM, ParamSpec, PipelineSpec, StageSpec, write_atomic
 
 __all__ = ["convert", "ARTIFACT_PARAM", "render_stage_notebook", "edited_stage_notebooks"]
-
-ARTIFACT_PARAM = "nbops_artifact_dir"
 
 
 def _cell(kind: str, source: str, cell_id: str, tags: list[str] | None = None, source_cell: int | None = None) -> dict:
