@@ -192,3 +192,14 @@ def test_another_user_gets_no_kernel_even_through_an_open_socket(tmp_path):
     finally:
         ts.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_template_with_pandas_and_scikit_learn_stays_under_500_mb(tmp_path):
+    build_notebook(tmp_path, [("import pandas as pd\nfrom sklearn.ensemble import RandomForestClassifier", ["setup"]), ("a = 1", ["stage:one"])])
+    ts = TemplateSet(tmp_path / "tpl")
+    try:
+        handle = ts.get(_spec(tmp_path, str(tmp_path / "elsewhere")))
+        assert {"pandas", "sklearn.ensemble"} <= set(handle["imports"])
+        assert request(handle["socket"], {"op": "info"})["rss"] < 500 * 2**20
+    finally:
+        ts.close()
