@@ -32,8 +32,8 @@ from typing import Any
 
 from nbops.errors import UsageError
 from nbops.export.airflow_dag import render_dag
-from nbops.export.common import Schedule, convert_into, cpu_quantity, export_params, identifier, memory_quantity, staged_folder, write_file_atomic
-from nbops.spec import PipelineSpec
+from nbops.export.common import Schedule, cpu_quantity, export_params, identifier, memory_quantity, seconds, staged_folder, write_file_atomic
+from nbops.spec import PipelineSpec, convert
 
 __all__ = ["export_airflow", "dag_context"]
 
@@ -76,7 +76,7 @@ def dag_context(
             "cpus": cpu_quantity(r["cpus"]) if r.get("cpus") else None,
             "memory": memory_quantity(int(r["memory"])) if r.get("memory") else None,
             "retries": int(r.get("retries") or 0),
-            "timeout": r.get("timeout"),
+            "timeout": seconds(r.get("timeout")),
         }
         if image:
             stages[s.name].update(labels=dict(s.labels), annotations=dict(s.annotations))
@@ -132,7 +132,7 @@ def export_airflow(
     if image and not artifact_root:
         root = "/nbops-artifacts"  # a path inside the pods, where --pvc is mounted
     with staged_folder(dags_dir / dag_id) as folder:
-        spec = convert_into(graph, folder, source)
+        spec = convert(graph, folder, source)
         values = export_params(spec, params or [], params_file, base=base_params)
         if image:
             shutil.copyfile(HERE / "runner.py", folder / "runner.py")

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import NotFoundError, UsageError
-from nbops.graph import StageGraph
-from nbops.spec import PipelineSpec, convert
+from nbops.spec import PipelineSpec
 
 __all__ = [
     "Schedule",
@@ -30,9 +29,9 @@ __all__ = [
     "identifier",
     "memory_quantity",
     "cpu_quantity",
+    "seconds",
     "staged_folder",
     "write_file_atomic",
-    "convert_into",
 ]
 
 ID_RE = re.compile(r"[^A-Za-z0-9_]+")
@@ -109,16 +108,18 @@ def memory_quantity(n_bytes: int) -> str:
     return str(int(n_bytes))
 
 
+def seconds(value: float | None) -> int | float | None:
+    """A timeout tag's seconds, whole when whole (timeout:600 reads 600, not 600.0)."""
+    if value is None:
+        return None
+    return int(value) if float(value).is_integer() else float(value)
+
+
 def cpu_quantity(cpus: float) -> str:
     """1.0 -> '1', 0.5 -> '500m' (Kubernetes reads both)."""
     if float(cpus).is_integer():
         return str(int(cpus))
     return f"{round(cpus * 1000)}m"
-
-
-def convert_into(graph: StageGraph, folder: Path, source: str | os.PathLike) -> PipelineSpec:
-    """``nbops convert`` into ``folder`` (pipeline.yaml + stages/), the same files and errors."""
-    return convert(graph, folder, source)
 
 
 @contextmanager

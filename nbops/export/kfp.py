@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import NbopsError, UsageError
-from nbops.export.common import convert_into, cpu_quantity, export_params, identifier, memory_quantity, write_file_atomic
-from nbops.spec import PipelineSpec
+from nbops.export.common import cpu_quantity, export_params, identifier, memory_quantity, seconds, write_file_atomic
+from nbops.spec import PipelineSpec, convert
 
 __all__ = ["export_kfp", "kfp_plan", "DEFAULT_IMAGE"]
 
@@ -57,7 +57,7 @@ def kfp_plan(spec: PipelineSpec, params: dict[str, Any], image: str, cwd: str | 
                 "name": s.name,
                 "notebook": base64.b64encode(zlib.compress(raw, 9)).decode(),
                 "types": {p: types[p] for p in s.parameters},
-                "timeout": r.get("timeout"),
+                "timeout": seconds(r.get("timeout")),
                 "cwd": cwd,
                 "parameters": list(s.parameters),
                 "inputs": sorted(set(s.inputs.values())),
@@ -97,7 +97,7 @@ def export_kfp(
     if out.suffix not in (".yaml", ".yml"):
         raise UsageError(f"-o {output}: a KFP pipeline spec is one YAML file", "name it like -o pipeline.yaml")
     with tempfile.TemporaryDirectory(prefix="nbops-kfp-") as tmp:
-        spec = convert_into(graph, Path(tmp) / "pipeline", source)
+        spec = convert(graph, Path(tmp) / "pipeline", source)
         values = export_params(spec, params or [], params_file)
         plan = kfp_plan(spec, values, image or DEFAULT_IMAGE, cwd)
         plan_path = Path(tmp) / "plan.json"
@@ -134,7 +134,10 @@ def _compile(plan: dict, plan_path: Path, out: Path, kfp_python: str | None) -> 
     # The source through -c, not the file's path: run as a script, its folder (nbops/export, which
     # holds this kfp.py) would come first on sys.path and shadow the kfp package.
     source = (HERE / "kfp_compile.py").read_text(encoding="utf-8")
-    proc = subprocess.run([python, "-c", source, str(plan_path), str(out)], capture_output=True, text=True, cwd=plan_path.parent)
+    try:  # abspath, not resolve: a venv's python is a symlink, and the venv is what has kfp
+        proc = subprocess.run([os.path.abspath(python), "-c", source, str(plan_path), str(out)], capture_output=True, text=True, cwd=plan_path.parent)
+    except OSError as exc:
+        raise UsageError(f"the Python for kfp, {python}, cannot be run: {exc.strerror}", "pass --kfp-python naming a python executable that has kfp") from None
     if proc.returncode != 0 or not out.exists():
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
         if "No module named 'kfp'" in proc.stderr:

@@ -103,6 +103,8 @@ def test_reexport_replaces_whole_and_a_failed_one_changes_nothing(tmp_path):
     assert export(nb, dags, "-p", "rows=2").returncode == 0
     before = {p.relative_to(dags): p.read_bytes() for p in dags.rglob("*") if p.is_file()}
     assert "'rows': 2" in (dags / "res.py").read_text()
+    assert export(nb, dags, "-p", "rows=2").returncode == 0  # deterministic: the same export, byte for byte
+    assert {p.relative_to(dags): p.read_bytes() for p in dags.rglob("*") if p.is_file()} == before
 
     bad = broken_notebook(tmp_path / "src")
     proc = export(bad, dags, "--dag-id", "res")
