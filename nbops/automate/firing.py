@@ -178,14 +178,19 @@ def _after_run(ss: Any, schedule: dict, key: str, status: str, run: dict | None,
 def main() -> int:
     """``python -m nbops.automate.firing``: run the firing described by one JSON line on
     stdin ({store, objects, workspace, name, key, owner}); stdin then stays open while the
-    scheduler lives. "stop" or EOF on it interrupts the run (graceful stop, or a killed scheduler)."""
+    scheduler lives. "stop" or EOF on it interrupts the run (graceful stop, or a killed scheduler).
+    Started ahead as a spare, it waits for that line; EOF instead: it was not needed."""
+    import nbops.api  # noqa: F401 - a spare worker pays the imports before its firing is due
     from nbops.store.config import StoreSettings
     from nbops.store.run_store import RunStore
     from nbops.store.schedules import ScheduleStore
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s nbops firing: %(message)s")
     log.setLevel(logging.INFO)
-    job = json.loads(sys.stdin.readline())
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0  # a spare the scheduler did not need
+    job = json.loads(line)
     if job.get("objects"):
         os.environ["NBOPS_OBJECTS"] = job["objects"]  # api.run opens the store again: same objects
     stop = threading.Event()

@@ -90,9 +90,10 @@ class Scheduler:
         owner: str | None = None,
         catch_up: str = "once",
         lease_s: float = 30.0,
-        tick_s: float = 1.0,
+        tick_s: float = 0.5,
         late_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        prestart: bool = True,
     ):
         if catch_up not in CATCH_UP:
             from nbops.errors import UsageError
@@ -112,6 +113,8 @@ class Scheduler:
         self._schedules: list[dict] = []
         self._next_due: dict[str, float] = {}
         self._grace_over = threading.Event()
+        self.prestart = prestart  # keep one worker process started ahead (idle: no CPU, ~100 MB)
+        self._spare: subprocess.Popen | None = None
         self._beat_stop = threading.Event()
 
     # -- one pass --------------------------------------------------------------
@@ -271,6 +274,10 @@ class Scheduler:
         return reason
 
     # -- workers ---------------------------------------------------------------
+    def _spawn(self) -> subprocess.Popen:
+        # Own session: the scheduler's terminal Ctrl-C reaches the scheduler, which decides (grace).
+        return subprocess.Popen([sys.executable, "-m", "nbops.automate.firing"], stdin=subprocess.PIPE, text=True, start_new_session=True)
+
     def _start(self, name: str, key: str) -> None:
         job = {
             "store": self.settings.store,
@@ -280,11 +287,13 @@ class Scheduler:
             "key": key,
             "owner": self.owner,
         }
-        # Own session: the scheduler's terminal Ctrl-C reaches the scheduler, which decides (grace).
-        proc = subprocess.Popen([sys.executable, "-m", "nbops.automate.firing"], stdin=subprocess.PIPE, text=True, start_new_session=True)
+        # A spare worker already imported nbops (~1.5 s of a run's start); a new spare waits for the next firing.
+        proc, self._spare = (self._spare if self._spare is not None and self._spare.poll() is None else self._spawn()), None
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(job) + "\n")
         proc.stdin.flush()
+        if self.prestart and not self.stopping.is_set():
+            self._spare = self._spawn()
         w = _Worker(name, key, proc)
         w.thread = threading.Thread(target=self._reap, args=(w,), daemon=True, name=f"nbops-firing-{name}")
         with self._lock:
@@ -336,6 +345,8 @@ class Scheduler:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
         self.beat()
+        if self.prestart:
+            self._spare = self._spawn()
         beat = threading.Thread(target=self._heartbeat_loop, args=(max(0.5, self.lease_s / 3),), daemon=True, name="nbops-scheduler-beat")
         beat.start()
         log.info("scheduler %s on %s (catch-up %s)", self.owner, self.store.location, self.catch_up)
@@ -357,6 +368,10 @@ class Scheduler:
         """Let running firings finish up to ``grace`` seconds, then interrupt them (resumable)."""
         self.stopping.set()
         self.beat()
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.stdin is not None:
+            spare.stdin.close()  # no job: it exits
+            spare.wait(timeout=30)
         deadline = time.monotonic() + grace
         while self._running() and time.monotonic() < deadline and not self._grace_over.is_set():
             time.sleep(0.1)

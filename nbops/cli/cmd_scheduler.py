@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argp
     )
     p.add_argument("--health-port", type=int, metavar="P", help="serve GET /health on 127.0.0.1:P (200 while the loop passes, 503 when it stalls)")
     p.add_argument("--lease", type=float, default=30.0, metavar="S", help="how long a firing stays claimed without a heartbeat (default 30)")
-    p.add_argument("--poll", type=float, default=1.0, metavar="S", help="how often data and after triggers and new schedules are looked at (default 1)")
+    p.add_argument(
+        "--poll", type=float, default=0.5, metavar="S", help="how often data and after triggers are looked at (default 0.5; with none, every 2 s at most)"
+    )
     p.add_argument("--json", action="store_true", help="status: print JSON")
     return {"scheduler": _cmd_scheduler}
 
