@@ -140,8 +140,8 @@ def _load_frame(path: Path) -> Any:
     object never changes. pyarrow marks its zero-copy arrays read-only, which
     pandas cannot assign into, so numeric columns and categorical codes are
     re-viewed as writable slices of the same private map. Columns Arrow must
-    convert (booleans, floats with nulls) are copies already; other read-only
-    arrays (datetimes) are copied, so every column takes assignment.
+    convert (booleans, floats with nulls) are copies already; other extension
+    arrays (datetimes, nullable integers) are copied, so every column takes assignment.
     """
     import mmap
 
@@ -171,8 +171,8 @@ def _load_frame(path: Path) -> Any:
             values = writable(values)
         elif isinstance(values, pd.Categorical):
             values = pd.Categorical.from_codes(writable(values.codes), dtype=values.dtype, validate=False)
-        elif isinstance(getattr(values, "_ndarray", None), np.ndarray) and not values._ndarray.flags.writeable:
-            values = values.copy()  # datetimes, timedeltas: a numpy array inside an extension array
+        elif not hasattr(values, "_pa_array"):  # Arrow-backed arrays (str) are immutable: pandas replaces them
+            values = values.copy()  # datetimes, nullable integers...: numpy arrays pyarrow made read-only
         blocks.append((values, block.mgr_locs.as_array))
     return create_dataframe_from_blocks(blocks, index=frame.index, columns=frame.columns)
 

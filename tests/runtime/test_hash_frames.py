@@ -113,3 +113,32 @@ def test_one_record_batch_per_table_chunk(tmp_path):
     path, _, _ = save_value_hashed(tmp_path, "df", frame)
     with pa.memory_map(str(path)) as source:
         assert pa.ipc.open_file(source).num_record_batches == 1  # write_feather would have written 4
+
+
+def test_extension_dtypes_round_trip_and_take_assignment(tmp_path):
+    n = 6
+    frame = pd.DataFrame(
+        {
+            "I": pd.array([1, None, 3, 4, 5, 6], dtype="Int64"),
+            "B": pd.array([True, None, False, True, True, False], dtype="boolean"),
+            "tz": pd.date_range("2020", periods=n, tz="Europe/Paris"),
+            "td": pd.to_timedelta(np.arange(n), unit="s"),
+            "per": pd.period_range("2020-01", periods=n, freq="M"),
+            "ad": pd.array(range(n), dtype="int64[pyarrow]"),
+        },
+        index=pd.Index(list("uvwxyz"), name="key"),
+    )
+    path, serializer, _ = save_value_hashed(tmp_path, "x", frame)
+    back = load_value(path, serializer)
+    pd.testing.assert_frame_equal(back, frame)
+    for column, value in [
+        ("I", 9),
+        ("B", False),
+        ("tz", pd.Timestamp("2021", tz="Europe/Paris")),
+        ("td", pd.Timedelta(5, "s")),
+        ("per", pd.Period("2021-01", freq="M")),
+        ("ad", 7),
+    ]:
+        back.loc["u", column] = value
+        assert back.loc["u", column] == value, column
+    pd.testing.assert_frame_equal(load_value(path, serializer), frame)
