@@ -15,9 +15,8 @@ __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    from nbops.execute import forkserver
-
-    forkserver.use_daemon()  # this process is the CLI: short-lived, so its templates live in the daemon
+    # No import of nbops.execute here: every command builds the parser. The CLI's runs take
+    # their templates from the daemon because the process is `nbops` (forkserver.in_cli).
     p = subparsers.add_parser("daemon", help="keep kernel templates warm between commands (started on first use; exits when idle)")
     p.add_argument("--idle", type=float, metavar="SECONDS", help="exit after this long without a request (default: NBOPS_DAEMON_IDLE or 600)")
     actions = p.add_subparsers(dest="daemon_command", metavar="ACTION")

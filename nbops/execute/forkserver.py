@@ -394,13 +394,22 @@ class TemplateSet:
 
 # -- whose templates -----------------------------------------------------------
 
-_state: dict[str, Any] = {"own": None, "daemon": False}
+_state: dict[str, Any] = {"own": None, "daemon": None}
 _state_lock = threading.Lock()
 
 
-def use_daemon(on: bool = True) -> None:
-    """The CLI: templates live in ``nbops daemon`` (across commands), not in this short process."""
+def use_daemon(on: bool | None = True) -> None:
+    """Whether templates come from ``nbops daemon``; None: decide by the process (``in_cli``)."""
     _state["daemon"] = on
+
+
+def in_cli() -> bool:
+    """This process is the ``nbops`` command: short-lived, so its templates live in the daemon.
+    Decided from the process, not set by the CLI's parser: a test that builds the parser
+    in its own process must not start sending that process's runs to a daemon."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return os.path.basename(sys.argv[0] if sys.argv else "") == "nbops" or getattr(spec, "name", None) in ("nbops.cli.main", "nbops.__main__")
 
 
 def own_templates() -> TemplateSet:
@@ -421,7 +430,8 @@ def close_own_templates() -> None:
 
 def templates() -> Any:
     """Where templates come from: the daemon for the CLI (unless NBOPS_DAEMON=0), else this process."""
-    if _state["daemon"] and os.environ.get("NBOPS_DAEMON", "1") != "0":
+    daemon = in_cli() if _state["daemon"] is None else _state["daemon"]
+    if daemon and os.environ.get("NBOPS_DAEMON", "1") != "0":
         from nbops.execute.daemon import DaemonTemplates
 
         return DaemonTemplates()

@@ -62,9 +62,9 @@ def _gone(pid: int, timeout: float = 10) -> bool:
 
 @pytest.fixture
 def cli_mode():
-    forkserver.use_daemon(True)
+    forkserver.use_daemon(True)  # as in the `nbops` process
     yield
-    forkserver.use_daemon(False)
+    forkserver.use_daemon(None)
 
 
 def test_runs_fork_from_the_daemon_and_a_killed_daemon_is_restarted(tmp_path, daemon_dir, cli_mode):

@@ -27,6 +27,7 @@ def own_templates(monkeypatch):
     monkeypatch.delenv("NBOPS_FORK", raising=False)
     forkserver.use_daemon(False)
     yield forkserver.own_templates()
+    forkserver.use_daemon(None)
     forkserver.close_own_templates()
 
 
