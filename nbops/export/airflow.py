@@ -131,9 +131,9 @@ def export_airflow(
     root = artifact_root or os.path.join(tempfile.gettempdir(), "nbops-airflow")
     if image and not artifact_root:
         root = "/nbops-artifacts"  # a path inside the pods, where --pvc is mounted
+    values = export_params(graph, params or [], params_file, base=base_params)
     with staged_folder(dags_dir / dag_id) as folder:
         spec = convert(graph, folder, source)
-        values = export_params(spec, params or [], params_file, base=base_params)
         if image:
             shutil.copyfile(HERE / "runner.py", folder / "runner.py")
             # Airflow parses every .py under the DAGs folder: the runner is not a DAG.

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import NotFoundError, UsageError
-from nbops.spec import PipelineSpec
+from nbops.graph import StageGraph
+from nbops.spec import ParamSpec
 
 __all__ = [
     "Schedule",
@@ -53,16 +54,27 @@ def identifier(name: str) -> str:
     return f"nb_{out}" if out[0].isdigit() else out
 
 
-def export_params(spec: PipelineSpec, given: Mapping[str, Any], params_file: str | None, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def export_params(graph: StageGraph, given: Mapping[str, Any] | list[str], params_file: str | None, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Parameter values baked into the export as its defaults: the notebook's defaults,
-    then ``base`` (a stored schedule's), then ``-f``, then ``-p`` (typed and checked as ``nbops run`` does)."""
-    from nbops.plan.params import load_params_file, parse_assignments, resolve_params
+    then ``base`` (a stored schedule's), then ``-f``, then ``-p`` (typed and checked as ``nbops run`` does).
+    Read from the stage graph, so bad values fail before anything is written."""
+    from nbops.plan.params import is_secret, load_params_file, parse_assignments, resolve_params
 
     values: dict[str, Any] = dict(base or {})
     if params_file:
         values.update(load_params_file(params_file))
     values.update(parse_assignments(list(given)) if not isinstance(given, Mapping) else given)
-    return resolve_params(spec.parameters, values, where=spec.name)
+    declared = {p.name: ParamSpec(p.default, p.type) for p in graph.parameters}
+    resolved = resolve_params(declared, values, where=graph.notebook.name)
+    # An export is a file that gets committed and deployed: a secret given here would sit in it in clear.
+    secret = sorted(n for n in values if is_secret(n) and resolved[n] != declared[n].default)
+    if secret:
+        raise UsageError(
+            f"parameter{'s' if len(secret) > 1 else ''} {', '.join(secret)} look{'' if len(secret) > 1 else 's'} secret, "
+            "and an export writes its values into the DAG or spec file in clear",
+            "leave it out of the export and give it when the pipeline runs (Airflow: the trigger's config; KFP: the run's parameters)",
+        )
+    return resolved
 
 
 def schedule_from_cron(cron: str, tz: str | None) -> Schedule:

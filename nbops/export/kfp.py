@@ -96,9 +96,9 @@ def export_kfp(
     out = Path(output)
     if out.suffix not in (".yaml", ".yml"):
         raise UsageError(f"-o {output}: a KFP pipeline spec is one YAML file", "name it like -o pipeline.yaml")
+    values = export_params(graph, params or [], params_file)
     with tempfile.TemporaryDirectory(prefix="nbops-kfp-") as tmp:
         spec = convert(graph, Path(tmp) / "pipeline", source)
-        values = export_params(spec, params or [], params_file)
         plan = kfp_plan(spec, values, image or DEFAULT_IMAGE, cwd)
         plan_path = Path(tmp) / "plan.json"
         plan_path.write_text(json.dumps(plan), encoding="utf-8")

@@ -53,6 +53,16 @@ def test_usage_errors(tmp_path):
     assert missing.returncode != 0 and "gone.ipynb" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_secret_parameters_are_not_written_into_an_export(tmp_path):
+    from tests.conftest import build_notebook
+
+    nb = build_notebook(tmp_path, [("api_token = ''\nrows = 3", ["parameters"]), ("n = rows + len(api_token)", ["stage:a"])])
+    for to, out in (("airflow", tmp_path / "dags"), ("kfp", tmp_path / "p.yaml")):
+        proc = run_cli("export", str(nb), "--to", to, "-o", str(out), "-p", "api_token=s3cr3t-value")
+        assert proc.returncode == 2 and "api_token" in proc.stderr and "in clear" in proc.stderr
+        assert "s3cr3t-value" not in proc.stderr and not out.exists()
+
+
 def test_kfp_missing_says_how_to_get_it(tmp_path):
     """nbops's own venv has no kfp (it would downgrade protobuf): the error says what to do."""
     nb = resources_notebook(tmp_path / "src")
