@@ -108,7 +108,8 @@ def _run_or_resume(ss: Any, schedule: dict, firing: dict, stop: threading.Event 
             record = _wait_stopped(rs, previous, stop)
             if record["status"] in (SUCCEEDED, FAILED):
                 return run_to_json(record)  # it ended before its scheduler died: taken as is
-            resumed = api.resume(previous, store=store_arg(rs), executor=schedule.get("executor") or "local")
+            # path: the store is found from the notebook as api.run found it (a database store's workspace)
+            resumed = api.resume(previous, path=schedule["notebook"], store=store_arg(rs), executor=schedule.get("executor") or "local")
             # TODO(lead): api.resume has no on_created; until it does, the firing learns the new id at the end.
             on_created(resumed["id"])
             ss.set_firing(name, key, outcome={"resumed_from": previous})

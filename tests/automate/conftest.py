@@ -85,14 +85,14 @@ class SchedulerProcess:
     """``nbops scheduler`` as a real process in its own process group (so a test can
     kill -9 it and its workers together, as a machine dying would)."""
 
-    def __init__(self, store: Path, *args: str, log: Path):
+    def __init__(self, store: Path | str, *args: str, log: Path, cwd: Path | None = None):
         self.log = log
         self._out = open(log, "ab")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("NBOPS_STORE", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nbops.cli.main", "scheduler", "--store", str(store), *args],
-            stdout=self._out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=self._out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=cwd or log.parent,
         )  # fmt: skip
 
     def output(self) -> str:
@@ -116,8 +116,8 @@ def scheduler_process(tmp_path: Path):
     """Start ``nbops scheduler`` processes; every one still running is killed at the end."""
     started: list[SchedulerProcess] = []
 
-    def start(store: Path, *args: str) -> SchedulerProcess:
-        p = SchedulerProcess(store, *args, log=tmp_path / f"scheduler-{len(started)}.log")
+    def start(store: Path | str, *args: str, cwd: Path | None = None) -> SchedulerProcess:
+        p = SchedulerProcess(store, *args, log=tmp_path / f"scheduler-{len(started)}.log", cwd=cwd)
         started.append(p)
         return p
 

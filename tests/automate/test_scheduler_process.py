@@ -1,5 +1,5 @@
 """The scheduler as real processes on a real store, running a tiny notebook with real kernels:
-two schedulers make exactly one run per firing; kill -9 mid-run and a restart resume the
+two schedulers make exactly one run per firing (SQLite, and PostgreSQL); kill -9 mid-run and a restart resume the
 firing's run instead of firing it again; SIGTERM with a short grace exits 0 and leaves the
 firing interrupted and its run resumable."""
 
@@ -11,9 +11,12 @@ import signal
 import time
 import urllib.request
 
+import pytest
+
 from nbops.store import open_store
+from nbops.store.schedules import ScheduleStore
 from tests.automate.conftest import add_schedule, dump, wait_for
-from tests.services import free_port
+from tests.services import free_port, postgres  # noqa: F401 - the fixture
 
 FAST = ("--poll", "0.2", "--lease", "2")
 
@@ -32,14 +35,23 @@ def _in_stage_b(ss, rs, name, key):
     return run if stages.get("a") in ("succeeded", "cached") and stages.get("b") == "running" else None
 
 
-def test_two_schedulers_make_one_run_per_firing(tiny, ss, scheduler_process):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_store(request, tiny):
+    """The store two schedulers share: the tiny folder's SQLite store, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tiny.store)
+    return request.getfixturevalue("postgres").new_database()
+
+
+def test_two_schedulers_make_one_run_per_firing(tiny, shared_store, scheduler_process):
+    ss = ScheduleStore(open_store(shared_store, tiny.notebook))
     now = time.time()
     # two interval firings already due (both schedulers plan them) and one manual firing
     add_schedule(ss, "shared", tiny.notebook, {"kind": "every", "seconds": 600}, created_at=now - 1250, options={"max_concurrent": 3})
     ss.add_firing("shared", "manual:one", now)
     port = free_port()
-    a = scheduler_process(tiny.store, "--catch-up", "all", "--health-port", str(port), *FAST)
-    b = scheduler_process(tiny.store, "--catch-up", "all", *FAST)
+    a = scheduler_process(shared_store, "--catch-up", "all", "--health-port", str(port), *FAST, cwd=tiny.folder)
+    b = scheduler_process(shared_store, "--catch-up", "all", *FAST, cwd=tiny.folder)
 
     def all_done():
         fs = ss.firings("shared", limit=None)
@@ -48,7 +60,7 @@ def test_two_schedulers_make_one_run_per_firing(tiny, ss, scheduler_process):
     firings = wait_for(all_done, timeout=150, what=lambda: f"three firings to end\n{a.output()}\n{b.output()}")
     assert {f["status"] for f in firings} == {"succeeded"}, dump(firings)
     assert all(f["attempts"] == 1 for f in firings), dump(firings)
-    runs = open_store(str(tiny.store), None).list_runs(brief=True)
+    runs = ss.store.list_runs(brief=True)
     assert len(runs) == 3, dump(runs)
     assert sorted(r["trigger"]["key"] for r in runs) == sorted(f["key"] for f in firings)
     assert {r["id"] for r in runs} == {f["run_id"] for f in firings}
