@@ -34,7 +34,6 @@ from nbops.execute.provenance import capture_env, git_state
 from nbops.plan import REUSE, Decision, ReusePlanner, is_secret
 from nbops.plan.cached_run import run_fields
 from nbops.plan.secrets import Scrubber
-from nbops.runtime.marshal import MANIFEST
 from nbops.spec import ARTIFACT_PARAM, PipelineSpec, StageSpec
 from nbops.status import DONE_OK, FAILED, INTERRUPTED, PENDING, RUNNING, SKIPPED, SUCCEEDED
 
@@ -301,6 +300,8 @@ class _Run:
         res = stage.resources
         # A fresh output folder: a retried stage must not see a half-written first attempt.
         shutil.rmtree(self.artifacts / stage.name, ignore_errors=True)
+        from nbops.runtime.marshal import MANIFEST  # marshalling is imported when a stage runs
+
         input_files = [f"{p}/{self.outputs[p][v]['file']}" for v, p in sorted(stage.inputs.items())]
         for producer in sorted(set(stage.inputs.values()) & self.unwritten):
             self.write_manifest(producer, self.outputs[producer])
