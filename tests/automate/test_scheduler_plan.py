@@ -161,3 +161,19 @@ def test_status_and_health(tiny, ss):
     out = status(str(tiny.store))
     assert [r["id"] for r in out["schedulers"]] == [s.owner]
     assert out["schedules"][0]["next_due"].endswith("T03:00:00+00:00")
+
+
+def test_scheduler_status_on_the_command_line(tiny, ss, cli):
+    add_schedule(ss, "nightly", tiny.notebook, {"kind": "cron", "cron": "0 3 * * *", "tz": "UTC"}, created_at=time.time())
+    ss.heartbeat("elsewhere:1:abc", "elsewhere", 1, info={"running": []})
+    ss.add_firing("nightly", "manual:now", time.time())
+    ss.claim("nightly", "manual:now", "elsewhere:1:abc", 60)
+    r = cli("scheduler", "status", "--json", "--store", str(tiny.store))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [s["id"] for s in out["schedulers"]] == ["elsewhere:1:abc"]
+    assert [(f["name"], f["key"], f["owner"]) for f in out["running"]] == [("nightly", "manual:now", "elsewhere:1:abc")]
+    text = cli("scheduler", "status", "--store", str(tiny.store)).stdout
+    assert "scheduler elsewhere:1:abc" in text and "running nightly manual:now" in text and "T03:00:00+00:00" in text
+    bad = cli("scheduler", "--catch-up", "sometimes", "--store", str(tiny.store))
+    assert bad.returncode == 2 and "--catch-up" in bad.stderr

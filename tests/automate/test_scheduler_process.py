@@ -123,3 +123,32 @@ def test_sigterm_lets_runs_finish_up_to_grace_then_interrupts_them(tiny, ss, sch
     again = scheduler_process(tiny.store, *FAST)
     done = wait_for(lambda: (g := ss.firing("slow", "manual:term"))["status"] == "succeeded" and g, timeout=120, what=lambda: f"the resume\n{again.output()}")
     assert done["outcome"]["resumed_from"] == run["id"]
+
+
+def test_a_changed_file_fires_a_run_that_records_its_new_hash(tiny, ss, scheduler_process):
+    import hashlib
+
+    data = tiny.folder / "data.csv"
+    data.write_text("a\n1\n")
+    add_schedule(ss, "watcher", tiny.notebook, {"kind": "on_change", "watch": ["data.csv"], "debounce": 0.2}, created_at=time.time())
+    proc = scheduler_process(tiny.store, *FAST)
+    files = lambda: (ss.get("watcher")["state"] or {}).get("files") or {}  # noqa: E731
+    wait_for(lambda: (ss.get("watcher")["state"] or {}).get("baseline"), timeout=60, what=lambda: f"the first scan\n{proc.output()}")
+    before = next(iter(files().values()))["stat"]
+    time.sleep(0.05)  # a later mtime
+    data.write_text("a\n1\n")  # rewritten, same content
+    wait_for(lambda: next(iter(files().values()))["stat"] != before, timeout=30, what="the scheduler to see the rewrite")
+    time.sleep(0.6)  # past the debounce and two polls: a content change would have fired by now
+    assert ss.firings("watcher", limit=None) == []
+    data.write_text("a\n2\n")
+    new_hash = "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest()
+    done = wait_for(
+        lambda: next((f for f in ss.firings("watcher", limit=None) if f["status"] in ("succeeded", "failed")), None),
+        timeout=120, what=lambda: f"the change's run\n{proc.output()}",
+    )  # fmt: skip
+    assert done["status"] == "succeeded" and done["key"].startswith("change:")
+    [changed] = done["trigger"]["files"]
+    assert changed["path"] == "data.csv" and changed["hash"] == new_hash
+    run = open_store(str(tiny.store), None).get_run(done["run_id"])
+    assert run["trigger"]["key"] == done["key"] and run["trigger"]["files"][0]["hash"] == new_hash
+    assert len(ss.firings("watcher", limit=None)) == 1
