@@ -71,8 +71,17 @@ def run_firing(ss: Any, schedule: dict, firing: dict, owner: str, *, clock: Call
         log.exception("schedule %s: firing %s crashed", name, key)
         return _finish(ss, schedule, key, FAILED, clock, reason=f"{type(exc).__name__}: {exc}", run=None)
     status = SUCCEEDED if run.get("status") == SUCCEEDED else FAILED
-    reason = None if status == SUCCEEDED else f"run {run.get('id')} {run.get('status')}"
+    reason = None if status == SUCCEEDED else _why_failed(run)
     return _finish(ss, schedule, key, status, clock, reason=reason, run=run)
+
+
+def _why_failed(run: dict) -> str:
+    """``run X failed at stage b: AssertionError: asked to fail`` (the history's one-line reason)."""
+    failed = next((s for s in run.get("stages") or [] if s.get("status") == FAILED), None)
+    error = (failed or {}).get("error") or {}
+    where = f" at stage {failed['name']}" if failed else ""
+    what = f": {error.get('ename')}: {error.get('evalue')}" if error.get("ename") else ""
+    return f"run {run.get('id')} {run.get('status')}{where}{what}"
 
 
 def _check_notebook(schedule: dict) -> str | None:
