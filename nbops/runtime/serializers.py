@@ -13,6 +13,7 @@ class it never names.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -193,10 +194,16 @@ class NumpySerializer(Serializer):
 
         np.save(f, value, allow_pickle=False)
 
+    MAP_MIN = 1 << 20  # smaller arrays: one read is cheaper than setting up a map
+
     def load(self, path: Path) -> Any:
+        """Big arrays come back mapped copy-on-write, as a plain writable ndarray: pages are
+        read when used, a write changes this process's copy only, never the stored file."""
         import numpy as np
 
-        return np.load(path, allow_pickle=False)
+        if os.path.getsize(path) < self.MAP_MIN:
+            return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode="c", allow_pickle=False).view(np.ndarray)
 
 
 class TorchSerializer(Serializer):

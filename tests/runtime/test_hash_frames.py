@@ -142,3 +142,15 @@ def test_extension_dtypes_round_trip_and_take_assignment(tmp_path):
         back.loc["u", column] = value
         assert back.loc["u", column] == value, column
     pd.testing.assert_frame_equal(load_value(path, serializer), frame)
+
+
+def test_big_arrays_load_mapped_and_writable_without_touching_the_object(tmp_path):
+    array = np.arange(2_000_000, dtype=np.float64).reshape(1000, 2000)
+    path, serializer, digest = save_value_hashed(tmp_path, "a", array)
+    path.chmod(0o444)
+    back = load_value(path, serializer)
+    assert type(back) is np.ndarray and back.flags.writeable and np.array_equal(back, array)
+    if sys.platform == "linux":
+        assert inside(back.ctypes.data, mapped_ranges(path))
+    back[0, 0] = -1.0
+    assert digest_matches(path, digest) and load_value(path, serializer)[0, 0] == 0.0
