@@ -27,7 +27,13 @@ def describe(task):
     return out
 
 
-def main(folder):
+def rendered_command(dag, task, run_id):
+    """A pod task's command line as Airflow renders it for a run (its own Jinja, the DAG's params)."""
+    context = {"params": {k: dag.params[k] for k in dag.params}, "run_id": run_id}
+    return task.render_template(list(task.cmds), context) + task.render_template(list(task.arguments), context)
+
+
+def main(folder, run_id=None):
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow 2
@@ -42,8 +48,10 @@ def main(folder):
             "params": {k: dag.params[k] for k in dag.params},
             "tasks": {t.task_id: describe(t) for t in dag.tasks},
         }
+        if run_id and hasattr(dag.tasks[0], "cmds"):
+            dags[dag_id]["commands"] = {t.task_id: rendered_command(dag, t, run_id) for t in dag.tasks}
     print(json.dumps({"import_errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": dags}, default=str))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

@@ -55,9 +55,13 @@ class Airflow:
         airflow = self.python.parent / "airflow"
         return subprocess.run([str(airflow), *args], env=self.env, capture_output=True, text=True, timeout=timeout)
 
-    def dagbag(self, folder: Path | None = None) -> dict:
-        """Load ``folder`` (default: the DAGs folder) with Airflow's own DagBag."""
-        proc = subprocess.run([str(self.python), str(PROBE), str(folder or self.dags)], env=self.env, capture_output=True, text=True, timeout=300)
+    def dagbag(self, folder: Path | None = None, run_id: str | None = None, env: dict | None = None) -> dict:
+        """Load ``folder`` (default: the DAGs folder) with Airflow's own DagBag; with ``run_id``,
+        also each pod task's command line rendered for that run."""
+        proc = subprocess.run(
+            [str(self.python), str(PROBE), str(folder or self.dags), *([run_id] if run_id else [])],
+            env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads(proc.stdout.strip().splitlines()[-1])
 

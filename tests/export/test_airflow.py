@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -51,9 +52,10 @@ def test_dag_structure_schedule_and_resources(airflow, tmp_path):
 def test_image_gives_kubernetes_pods_with_resources(airflow, tmp_path):
     nb = resources_notebook(tmp_path / "src")
     dags = tmp_path / "dags"
-    proc = export(nb, dags, "--image", "registry.example/team/nbops:1", "--pvc", "nbops-shared", "--json")
+    proc = export(nb, dags, "--image", "registry.example/team/nbops:1", "--pvc", "nbops-shared", "-p", "rows=12")
     assert proc.returncode == 0, proc.stderr
-    bag = airflow.dagbag(dags)
+    shared = tmp_path / "volume"  # stands for the claim every pod mounts at the artifact root
+    bag = airflow.dagbag(dags, run_id="manual__2026-11-30T00:00:00+00:00", env={"NBOPS_ARTIFACT_ROOT": str(shared)})
     assert bag["import_errors"] == {} and list(bag["dags"]) == ["res"]  # runner.py beside it is not parsed as a DAG
     tasks = bag["dags"]["res"]["tasks"]
     assert {t["type"] for t in tasks.values()} == {"KubernetesPodOperator"}
@@ -64,6 +66,18 @@ def test_image_gives_kubernetes_pods_with_resources(airflow, tmp_path):
     assert tasks["train"]["labels"].get("team") == "ml"
     assert tasks["prep"]["retries"] == 2 and tasks["prep"]["timeout_s"] == 600
     assert tasks["report"]["upstream"] == ["train"]
+
+    # What each pod would run, as Airflow renders it, run here in order with nbops's python as python3.
+    commands = bag["dags"]["res"]["commands"]
+    for name in ("prep", "train", "report"):
+        command = [sys.executable if c == "python3" else c for c in commands[name]]
+        run = subprocess.run(command, cwd=nb.parent, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, f"{name}: {run.stdout[-2000:]} {run.stderr[-2000:]}"
+    (artifacts,) = list((shared / "res").glob("*/artifacts"))
+    assert artifacts.parent.name == "manual__2026-11-30T00-00-00_00-00"  # one folder per run, its id file-name safe
+    prep = json.loads((artifacts / "prep" / "executed.ipynb").read_text())
+    assert "rows = 12" in "".join("".join(c["source"]) for c in prep["cells"])  # the DAG's parameter, injected
+    assert json.loads((artifacts / "train" / "scalars.json").read_text()) == {"total": 66}  # prep's data reached train
 
 
 def _add_schedule(nb: Path, name: str, trigger: dict, params: dict) -> None:
