@@ -31,19 +31,39 @@ _cache: dict[str, Any] = {"stamp": None, "packages": {}}
 _RACY_NS = 2_000_000_000
 
 
-def _stamp() -> tuple:
-    """Changes when a package is installed or removed: the mtimes of the sys.path folders.
+def _has_metadata(folder: str) -> bool:
+    try:
+        with os.scandir(folder or ".") as it:
+            return any(e.name.endswith((".dist-info", ".egg-info")) for e in it)
+    except OSError:
+        return False
+
+
+def _stamp(known: list | None = None) -> list:
+    """What changes when a package is installed, upgraded or removed: per sys.path folder,
+    its mtime, and whether it holds distribution metadata at all.
 
     pip and uv install, upgrade and remove a distribution by creating or deleting its
     ``*.dist-info`` folder directly in a sys.path folder, which changes that folder's
-    mtime; an unchanged stamp therefore means an unchanged set of versions."""
+    mtime. A folder holding no metadata (the working folder, a source checkout) changes
+    for other reasons all the time: its mtime matters only once metadata appears in it
+    (``_same``). ``known``: an earlier stamp, whose answers are reused for unchanged folders."""
+    before = {e[0]: e for e in known or []}
     out = []
     for entry in package_path():
         try:
-            out.append((entry, os.stat(entry or ".").st_mtime_ns))
+            mtime = os.stat(entry or ".").st_mtime_ns
         except OSError:
             continue
-    return tuple(out)
+        old = before.get(entry)
+        out.append([entry, mtime, old[2] if old is not None and old[1] == mtime else _has_metadata(entry)])
+    return out
+
+
+def _same(now: list, then: object) -> bool:
+    if not isinstance(then, list) or [e[0] for e in now] != [e[0] for e in then if isinstance(e, list) and len(e) == 3]:
+        return False
+    return all(a[1] == b[1] or not (a[2] or b[2]) for a, b in zip(now, then))
 
 
 def _disk_cache() -> Path | None:
@@ -56,24 +76,24 @@ def _disk_cache() -> Path | None:
     return Path(base) / f"packages-{tag}.json"
 
 
-def _read_disk(stamp: tuple) -> dict[str, str] | None:
+def _read_disk() -> tuple[list, dict[str, str]] | None:
     path = _disk_cache()
     try:
         data = json.loads(path.read_text(encoding="utf-8")) if path else None
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or [list(s) for s in stamp] != data.get("stamp") or not isinstance(data.get("packages"), dict):
+    if not isinstance(data, dict) or not isinstance(data.get("stamp"), list) or not isinstance(data.get("packages"), dict):
         return None
-    return data["packages"]
+    return data["stamp"], data["packages"]
 
 
-def _write_disk(stamp: tuple, packages: dict[str, str]) -> None:
+def _write_disk(stamp: list, packages: dict[str, str]) -> None:
     path = _disk_cache()
     now = time.time_ns()
-    if path is None or any(now - mtime < _RACY_NS for _, mtime in stamp):
+    if path is None or any(meta and now - mtime < _RACY_NS for _, mtime, meta in stamp):
         return
     try:
-        write_atomic(path, json.dumps({"stamp": [list(s) for s in stamp], "packages": packages}))
+        write_atomic(path, json.dumps({"stamp": stamp, "packages": packages}))
     except OSError:
         pass  # a read-only home: the next process lists the packages again
 
@@ -84,9 +104,10 @@ def installed_packages() -> dict[str, str]:
     Cached until a ``sys.path`` folder changes, in this process (the Jupyter server
     sees a ``pip install`` made while it runs) and on disk for the next process.
     """
-    stamp = _stamp()
-    if _cache["stamp"] != stamp:
-        found = _read_disk(stamp)
+    stamp = _stamp(_cache["stamp"])
+    if not _same(stamp, _cache["stamp"]):
+        disk = _read_disk()
+        found = disk[1] if disk is not None and _same(stamp, disk[0]) else None
         if found is None:
             from importlib.metadata import distributions
 
@@ -97,7 +118,8 @@ def installed_packages() -> dict[str, str]:
                     found[name] = dist.version
             found = dict(sorted(found.items()))
             _write_disk(stamp, found)
-        _cache.update(stamp=stamp, packages=found)
+        _cache["packages"] = found
+    _cache["stamp"] = stamp
     return dict(_cache["packages"])
 
 
