@@ -1,4 +1,4 @@
-"""Running one claimed firing: its run, then promotion and notifications.
+"""Running one claimed firing: its run, then promotion and notifications; the worker processes.
 
 The scheduler claims a firing (a lease in the store) and hands it to a worker
 process (``python -m nbops.automate.firing``, see ``main``): a child per firing,
@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -28,7 +29,7 @@ from typing import Any
 from nbops.errors import NbopsError
 from nbops.status import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 
-__all__ = ["run_firing", "store_arg", "main"]
+__all__ = ["run_firing", "store_arg", "WorkerPool", "main"]
 
 log = logging.getLogger("nbops.scheduler")
 
@@ -180,6 +181,87 @@ def _after_run(ss: Any, schedule: dict, key: str, status: str, run: dict | None,
             sent += notify(ss, schedule, key, "regression", payload_for("regression", run, regressions=found))
     out["notified"] = sent
     return out
+
+
+# -- worker processes --------------------------------------------------------------
+
+
+class WorkerPool:
+    """The worker processes of one scheduler: one per running firing, and a spare started
+    ahead (its ~1.5 s of imports paid before a firing is due; idle, it costs no CPU)."""
+
+    def __init__(self, job: dict[str, Any], on_exit: Callable[[str, str, int], None], *, spare: bool = True):
+        self.job, self.on_exit, self.keep_spare = job, on_exit, spare
+        self.procs: dict[tuple[str, str], subprocess.Popen] = {}
+        self._threads: list[threading.Thread] = []
+        self._spare: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self.closed = False
+
+    @staticmethod
+    def _spawn() -> subprocess.Popen:
+        # Own session: the scheduler's terminal Ctrl-C reaches the scheduler, which decides (grace).
+        return subprocess.Popen([sys.executable, "-m", "nbops.automate.firing"], stdin=subprocess.PIPE, text=True, start_new_session=True)
+
+    def prestart(self) -> None:
+        with self._lock:
+            if self.keep_spare and self._spare is None and not self.closed:
+                self._spare = self._spawn()
+
+    def start(self, name: str, key: str) -> int:
+        """Hand the firing to a worker (the spare when there is one); its pid."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+            proc = spare if spare is not None and spare.poll() is None else self._spawn()
+            self.procs[(name, key)] = proc
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps({**self.job, "name": name, "key": key}) + "\n")
+        proc.stdin.flush()
+        t = threading.Thread(target=self._wait, args=(name, key, proc), daemon=True, name=f"nbops-firing-{name}")
+        self._threads.append(t)
+        t.start()
+        self.prestart()
+        return proc.pid
+
+    def _wait(self, name: str, key: str, proc: subprocess.Popen) -> None:
+        code = proc.wait()
+        with self._lock:
+            self.procs.pop((name, key), None)
+        self.on_exit(name, key, code)
+
+    def running(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return [k for k, p in self.procs.items() if p.poll() is None]
+
+    def stop(self, deadline: float, hurry: threading.Event) -> None:
+        """Start no more; let running firings end until ``deadline`` (``time.monotonic()``) or
+        ``hurry``, then interrupt them: each worker records its run and firing interrupted."""
+        with self._lock:
+            self.closed = True
+            spare, self._spare = self._spare, None
+        if spare is not None and spare.stdin is not None:
+            spare.stdin.close()  # no job: it exits
+            spare.wait(timeout=30)
+        while self.running() and time.monotonic() < deadline and not hurry.is_set():
+            time.sleep(0.1)
+        with self._lock:
+            left = [(k, p) for k, p in self.procs.items() if p.poll() is None]
+        for (name, key), p in left:
+            log.info("schedule %s: interrupting firing %s (grace over)", name, key)
+            try:
+                assert p.stdin is not None
+                p.stdin.write("stop\n")
+                p.stdin.flush()
+            except OSError:  # it ended meanwhile
+                pass
+        for _, p in left:  # the run's Ctrl-C path: kernels interrupted, then killed
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for t in self._threads:
+            t.join(timeout=5)
 
 
 # -- the worker process ------------------------------------------------------------

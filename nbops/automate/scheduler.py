@@ -13,8 +13,9 @@ sharing one store:
    out: their scheduler died) are claimed (one conditional UPDATE: exactly one
    scheduler wins) up to the schedule's ``max_concurrent``; beyond it a firing
    waits (``overlap: queue``) or is recorded skipped (``overlap: skip``);
-3. each claimed firing runs in a child process (``nbops.automate.firing``),
-   whose lease a heartbeat thread renews.
+3. each claimed firing runs in a worker process (``nbops.automate.firing``:
+   a run in a process can be interrupted, one in a thread cannot), whose lease
+   a heartbeat thread renews.
 
 Idle cost: a pass reads two small things (a change stamp of the schedules
 table, the active firings); the full schedule list is read again only when
@@ -29,19 +30,17 @@ import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from nbops.automate import triggers
+from nbops.automate.firing import WorkerPool
 from nbops.store.location import store_settings
 from nbops.store.run_store import RunStore
 from nbops.store.schedules import ACTIVE_FIRING, ScheduleStore
@@ -73,14 +72,6 @@ def plan_time_firings(trigger: dict, start: float, now: float, *, anchor: float,
     return out
 
 
-@dataclass
-class _Worker:
-    name: str
-    key: str
-    proc: subprocess.Popen
-    thread: threading.Thread | None = None
-
-
 class Scheduler:
     def __init__(
         self,
@@ -104,7 +95,6 @@ class Scheduler:
         self.ss = ScheduleStore(self.store)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.catch_up, self.lease_s, self.tick_s, self.late_s, self.clock = catch_up, lease_s, tick_s, late_s, clock
-        self.workers: dict[tuple[str, str], _Worker] = {}
         self.last_tick: float | None = None  # time.monotonic() of the last pass that ended
         self.stopping = threading.Event()
         self._wake = threading.Event()
@@ -113,8 +103,8 @@ class Scheduler:
         self._schedules: list[dict] = []
         self._next_due: dict[str, float] = {}
         self._grace_over = threading.Event()
-        self.prestart = prestart  # keep one worker process started ahead (idle: no CPU, ~100 MB)
-        self._spare: subprocess.Popen | None = None
+        job = {"store": self.settings.store, "objects": self.settings.objects, "workspace": str(self.settings.workspace), "owner": self.owner}
+        self.workers = WorkerPool(job, self._worker_exited, spare=prestart)
         self._beat_stop = threading.Event()
 
     # -- one pass --------------------------------------------------------------
@@ -274,44 +264,18 @@ class Scheduler:
         return reason
 
     # -- workers ---------------------------------------------------------------
-    def _spawn(self) -> subprocess.Popen:
-        # Own session: the scheduler's terminal Ctrl-C reaches the scheduler, which decides (grace).
-        return subprocess.Popen([sys.executable, "-m", "nbops.automate.firing"], stdin=subprocess.PIPE, text=True, start_new_session=True)
-
     def _start(self, name: str, key: str) -> None:
-        job = {
-            "store": self.settings.store,
-            "objects": self.settings.objects,
-            "workspace": str(self.settings.workspace),
-            "name": name,
-            "key": key,
-            "owner": self.owner,
-        }
-        # A spare worker already imported nbops (~1.5 s of a run's start); a new spare waits for the next firing.
-        proc, self._spare = (self._spare if self._spare is not None and self._spare.poll() is None else self._spawn()), None
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(job) + "\n")
-        proc.stdin.flush()
-        if self.prestart and not self.stopping.is_set():
-            self._spare = self._spawn()
-        w = _Worker(name, key, proc)
-        w.thread = threading.Thread(target=self._reap, args=(w,), daemon=True, name=f"nbops-firing-{name}")
-        with self._lock:
-            self.workers[(name, key)] = w
-        w.thread.start()
-        log.info("schedule %s: firing %s started (pid %d)", name, key, proc.pid)
+        pid = self.workers.start(name, key)
+        log.info("schedule %s: firing %s started (pid %d)", name, key, pid)
 
-    def _reap(self, w: _Worker) -> None:
-        code = w.proc.wait()
+    def _worker_exited(self, name: str, key: str, code: int) -> None:
         try:
-            f = self.ss.firing(w.name, w.key)
+            f = self.ss.firing(name, key)
             if f is not None and f["status"] == "running" and f.get("owner") == self.owner:
                 # The worker died without recording an end (killed): resumable by the next claim.
-                self.ss.set_firing(w.name, w.key, status="interrupted", reason=f"the worker process exited with code {code}")
+                self.ss.set_firing(name, key, status="interrupted", reason=f"the worker process exited with code {code}")
         except Exception as exc:  # noqa: BLE001 - a store that is down: the lease runs out and the firing is claimed again
-            log.warning("firing %s of %s: could not record the worker's end: %s", w.key, w.name, exc)
-        with self._lock:
-            self.workers.pop((w.name, w.key), None)
+            log.warning("firing %s of %s: could not record the worker's end: %s", key, name, exc)
         self._wake.set()  # a slot is free, and an ``after`` schedule may be due
 
     def _heartbeat_loop(self, every: float) -> None:
@@ -323,7 +287,12 @@ class Scheduler:
         try:
             self.ss.renew(self.owner, self.lease_s, self.clock())
             nxt = min(self._next_due.values(), default=None)
-            info = {"running": sorted(f"{n}/{k}" for n, k in self.workers), "next_due": nxt, "catch_up": self.catch_up, "last_tick_age_s": self.tick_age()}
+            info = {
+                "running": sorted(f"{n}/{k}" for n, k in self.workers.running()),
+                "next_due": nxt,
+                "catch_up": self.catch_up,
+                "last_tick_age_s": self.tick_age(),
+            }
             self.ss.heartbeat(self.owner, socket.gethostname(), os.getpid(), info=info, stopping=self.stopping.is_set(), now=self.clock())
         except Exception as exc:  # noqa: BLE001 - the store is down now; leases run out if it stays down
             log.warning("heartbeat failed: %s", exc)
@@ -345,8 +314,7 @@ class Scheduler:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
         self.beat()
-        if self.prestart:
-            self._spare = self._spawn()
+        self.workers.prestart()
         beat = threading.Thread(target=self._heartbeat_loop, args=(max(0.5, self.lease_s / 3),), daemon=True, name="nbops-scheduler-beat")
         beat.start()
         log.info("scheduler %s on %s (catch-up %s)", self.owner, self.store.location, self.catch_up)
@@ -368,38 +336,11 @@ class Scheduler:
         """Let running firings finish up to ``grace`` seconds, then interrupt them (resumable)."""
         self.stopping.set()
         self.beat()
-        spare, self._spare = self._spare, None
-        if spare is not None and spare.stdin is not None:
-            spare.stdin.close()  # no job: it exits
-            spare.wait(timeout=30)
-        deadline = time.monotonic() + grace
-        while self._running() and time.monotonic() < deadline and not self._grace_over.is_set():
-            time.sleep(0.1)
-        left = self._running()
-        for w in left:
-            log.info("schedule %s: interrupting firing %s (grace over)", w.name, w.key)
-            try:
-                assert w.proc.stdin is not None
-                w.proc.stdin.write("stop\n")
-                w.proc.stdin.flush()
-            except (BrokenPipeError, OSError):
-                pass
-        for w in left:  # the child records the run and the firing as interrupted (the run's Ctrl-C path)
-            try:
-                w.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                w.proc.kill()
-                w.proc.wait()
-            if w.thread is not None:
-                w.thread.join(timeout=5)
+        self.workers.stop(time.monotonic() + grace, self._grace_over)
         try:
             self.ss.scheduler_gone(self.owner)
         except Exception as exc:  # noqa: BLE001 - its row ages out of status
             log.warning("could not remove this scheduler's heartbeat: %s", exc)
-
-    def _running(self) -> list[_Worker]:
-        with self._lock:
-            return [w for w in self.workers.values() if w.proc.poll() is None]
 
 
 # -- status and health ---------------------------------------------------------
@@ -439,7 +380,7 @@ def serve_health(scheduler: Scheduler, port: int, *, host: str = "127.0.0.1", st
             age = scheduler.tick_age()
             ok = age is not None and age < stall_s
             self._send(200 if ok else 503, {"status": "ok" if ok else "stalled", "owner": scheduler.owner, "last_tick_age_s": age,
-                                           "running": sorted(f"{n}/{k}" for n, k in list(scheduler.workers)), "stopping": scheduler.stopping.is_set()})  # fmt: skip
+                                           "running": sorted(f"{n}/{k}" for n, k in scheduler.workers.running()), "stopping": scheduler.stopping.is_set()})  # fmt: skip
 
         def _send(self, code: int, body: dict) -> None:
             data = json.dumps(body).encode()
