@@ -27,6 +27,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -80,9 +81,9 @@ class Template:
 
     def __init__(self, spec: TemplateSpec, root: Path, env: dict[str, str]):
         self.spec, self.id = spec, spec.id
-        self.dir = root / spec.id
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.dir.mkdir(mode=0o700, parents=True)
+        # A folder per process, not per spec: a replaced template's cleanup must not remove its successor's socket.
+        # A Unix socket's path holds at most 107 bytes: a deep root (a test's folder) gives way to the temp folder.
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{spec.id[:8]}-", dir=root if len(str(root)) < 80 else None))
         self.socket = str(self.dir / "t.sock")
         self.log = str(self.dir / "template.log")
         self.created = self.last_used = time.time()

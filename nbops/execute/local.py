@@ -120,16 +120,27 @@ class LocalExecutor(Executor):
         reason = self._fork_reason
         if not reason:
             folder = os.path.dirname(os.path.abspath(task.notebook))
-            handle, reason = self._plan(folder)
-            if handle is not None:
+            for again in (False, True):
+                handle, reason = self._plan(folder)
+                if handle is None:
+                    break
                 try:
                     km = self._pool_for(handle["id"], handle).take()
                     self._register(task.stage, km)
                     return km
-                except forkserver.TemplateUnavailable as exc:  # the template died under us: this run goes on with the pool
+                except forkserver.TemplateUnavailable as exc:
+                    # The template died (killed, its daemon stopped): ask once more, which makes
+                    # it again; failing twice, this run goes on with the pool and says why.
                     reason = exc.message
+                    with self._lock:
+                        dead = self._pools.pop(handle["id"], None)
+                    if dead is not None:
+                        dead.close()
                     with self._plan_lock:
-                        self._plans[folder] = (None, reason)
+                        if again:
+                            self._plans[folder] = (None, reason)
+                        else:
+                            self._plans.pop(folder, None)
         km = self._pool_for("pool", None).take()
         km.nbops_start.update(kernel_start="pool", reason=reason)
         self._register(task.stage, km)

@@ -204,3 +204,15 @@ def test_template_with_pandas_and_scikit_learn_stays_under_500_mb(tmp_path):
         assert request(handle["socket"], {"op": "info"})["rss"] < 500 * 2**20
     finally:
         ts.close()
+
+
+def test_a_killed_template_is_made_again(tmp_path, own_templates):
+    import signal
+
+    nb = build_notebook(tmp_path, [("a = 1", ["stage:one"])])
+    first = _run_workers(nb)["one"]
+    [status] = own_templates.status()
+    os.kill(status["pid"], signal.SIGKILL)  # not waited for: the next run may still see it alive, and asks again
+    second = _run_workers(nb)["one"]
+    assert first["kernel_start"] == second["kernel_start"] == "fork", second.get("reason")
+    assert own_templates.status()[0]["pid"] != status["pid"]
