@@ -33,9 +33,8 @@ __all__ = ["run_firing", "store_arg", "WorkerPool", "main"]
 
 log = logging.getLogger("nbops.scheduler")
 
-# How long a new attempt waits for the previous attempt's run to stop (its process
-# is still recording the interruption) before it resumes or takes it.
-_PREVIOUS_RUN_WAIT_S = 30.0
+# How often a new attempt looks whether the previous attempt's run stopped.
+_PREVIOUS_RUN_POLL_S = 0.5
 # True while this process is inside the notebook run: only then does SIGINT interrupt
 # (during notifications the firing finishes; the run is over already).
 _in_run = threading.Event()
@@ -133,16 +132,18 @@ def _run_or_resume(ss: Any, schedule: dict, firing: dict, stop: threading.Event 
 
 
 def _wait_stopped(rs: Any, run_id: str, stop: threading.Event | None) -> dict:
-    """The previous attempt's run once it is no longer running (its process may still be
-    recording the interruption; a dead one is marked interrupted by the store's liveness check)."""
-    deadline = time.monotonic() + _PREVIOUS_RUN_WAIT_S
+    """The previous attempt's run once it no longer runs. Usually at once: its process is
+    dead and the store's liveness check marks it interrupted. When its scheduler only stalled
+    past the lease, its worker still runs it: this firing waits for that run and takes its end
+    (never two processes on one run). A stop while waiting leaves the firing interrupted."""
     while True:
         record = rs.get_run(run_id)
-        if record["status"] != RUNNING or time.monotonic() > deadline or (stop is not None and stop.is_set()):
-            if record["status"] == RUNNING:
-                raise NbopsError(f"run {run_id} of this firing is still running in another process", "stop that process; the next scheduler resumes it")
+        if record["status"] != RUNNING:
             return record
-        time.sleep(0.2)
+        if stop is not None and stop.wait(_PREVIOUS_RUN_POLL_S):
+            raise KeyboardInterrupt
+        if stop is None:
+            time.sleep(_PREVIOUS_RUN_POLL_S)
 
 
 def _finish(ss: Any, schedule: dict, key: str, status: str, clock: Callable[[], float], *, reason: str | None, run: dict | None) -> dict:

@@ -67,3 +67,40 @@ def test_a_stopping_scheduler_or_a_deleted_notebook_starts_no_run(tiny, ss):
     assert f["status"] == "failed" and "moved or deleted" in f["reason"] and f["ended_at"] == 123.0
     assert "moved or deleted" in ss.get("gone")["broken"]
     assert ss.store.list_runs(brief=True) == []
+
+
+def test_a_firing_claimed_from_a_stalled_scheduler_waits_for_its_run_and_takes_its_end(tiny, ss):
+    """The first owner stalled past its lease but its worker still runs the run: the new
+    claimant must not resume it beside that process; it waits, then takes the run's end."""
+    import threading
+
+    from nbops import api
+
+    gate = tiny.folder / "gate"
+    add_schedule(ss, "stalled", tiny.notebook, {"kind": "every", "seconds": 600}, params={"gate": str(gate)})
+    first = _claimed(ss, "stalled", "manual:5")
+    created = threading.Event()
+
+    def on_created(run_id: str) -> None:
+        ss.set_firing("stalled", "manual:5", run_id=run_id)
+        created.set()
+
+    worker = threading.Thread(
+        target=api.run, args=(tiny.notebook, {"gate": str(gate)}),
+        kwargs={"store": str(tiny.store), "context": api.RunContext(on_created=on_created)}, daemon=True,
+    )  # fmt: skip
+    worker.start()
+    assert created.wait(60)
+    ss.set_firing("stalled", "manual:5", lease_until=time.time() - 1)  # the lease ran out
+    again = ss.claim("stalled", "manual:5", "second-owner", 60)
+    assert again["attempts"] == 2 and again["run_id"] and first["attempts"] == 1
+    result: dict = {}
+    taker = threading.Thread(target=lambda: result.update(run_firing(ss, ss.get("stalled"), again, "second-owner")), daemon=True)
+    taker.start()
+    taker.join(1.0)
+    assert taker.is_alive()  # waiting for the first worker's run, not resuming it beside it
+    gate.touch()
+    worker.join(60)
+    taker.join(60)
+    assert result["status"] == "succeeded" and result["run_id"] == again["run_id"]
+    assert len(ss.store.list_runs(brief=True)) == 1
