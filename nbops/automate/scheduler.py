@@ -346,7 +346,7 @@ class Scheduler:
 # -- status and health ---------------------------------------------------------
 
 
-def status(store: str | os.PathLike | None = None, *, fresh_s: float = 90.0, now: float | None = None) -> dict[str, Any]:
+def status(store: str | os.PathLike | None = None, *, fresh_s: float = 30.0, now: float | None = None) -> dict[str, Any]:
     """Live schedulers (heartbeat in the last ``fresh_s``), running firings, and each schedule's next due time."""
     now = time.time() if now is None else now
     ss = ScheduleStore(RunStore(store_settings(store, None), create=False))
