@@ -217,8 +217,11 @@ def run(
     metric_names: list[str] | None = None,
     progress: Callable | None = None,
     context: RunContext | None = None,
+    daemon: bool = False,
 ) -> dict:
-    """Run a pipeline to the end; returns the run JSON (check its "status")."""
+    """Run a pipeline to the end; returns the run JSON (check its "status").
+    ``daemon``: stage kernels come from templates kept by ``nbops daemon`` (the CLI: a short-lived
+    process), set up only when a stage is to run."""
     if context is None and executor == "local" and not no_cache and target is not None:
         from nbops.plan.cached_run import cached_run
 
@@ -242,6 +245,10 @@ def run(
     if ctx.executor is not None:
         run_id = execute_run(req, ctx.executor, progress)
     else:
+        if daemon:
+            from nbops.execute import forkserver
+
+            forkserver.use_daemon()
         opened = _OnDemand(lambda: _executor(executor, prep, jobs, address)) if executor == "local" else _executor(executor, prep, jobs, address)
         with opened as ex:
             run_id = execute_run(req, ex, progress)

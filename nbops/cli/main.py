@@ -170,7 +170,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         return 0
     progress = render.RunProgress()
     kwargs: dict[str, Any] = dict(params_file=a.params_file, assignments=a.param, executor=a.executor, jobs=a.jobs,
-                                  store=a.store, address=a.address, metric_names=a.metric, progress=progress)  # fmt: skip
+                                  store=a.store, address=a.address, metric_names=a.metric, progress=progress, daemon=True)  # fmt: skip
     if a.repeat == 1:
         return _finish_run(api.run(a.target, no_cache=a.no_cache, **kwargs), a.json)
     results = [api.run(a.target, no_cache=True, **kwargs) for _ in range(a.repeat)]
@@ -290,9 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     builtin = bool(argv) and argv[0] in BUILTIN
     parser = build_parser(modules=not builtin)
     args = parser.parse_args(argv)
-    if builtin and args.command in ("run", "resume", "rerun"):
+    if builtin and args.command in ("resume", "rerun"):
         # What registering cmd_daemon does for every command: this short-lived process takes its
-        # kernel templates from `nbops daemon` (started when a stage first needs one).
+        # kernel templates from `nbops daemon` (started when a stage first needs one). `run` asks
+        # api.run for it (daemon=True), after its fully cached path had the chance to need no kernel.
         from nbops.execute import forkserver
 
         forkserver.use_daemon()
