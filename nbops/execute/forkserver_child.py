@@ -76,9 +76,17 @@ def safety() -> dict:
     return {"python_threads": threading.active_count(), "native_threads": native_threads(), "cuda_initialized": cuda, "problems": problems}
 
 
+# Extra (setup-cell) package -> what it needs; a forked kernel counts one for its stage
+# only when the stage imports it (nbops.runtime.preloaded).
+CLOSURES: dict = {}
+
+
 def import_all(modules: list[str]) -> tuple[list[str], dict[str, str]]:
     loaded, failed = [], {}
-    for name in [*BASE_MODULES, *modules]:
+    before: set[str] | None = None
+    for i, name in enumerate([*BASE_MODULES, *modules]):
+        if i == len(BASE_MODULES):
+            before = {n.partition(".")[0] for n in list(sys.modules)}
         if name in loaded or name in failed:
             continue
         try:
@@ -86,6 +94,13 @@ def import_all(modules: list[str]) -> tuple[list[str], dict[str, str]]:
             loaded.append(name)
         except BaseException as exc:  # noqa: BLE001 - SystemExit from a module too: the kernel will see it itself
             failed[name] = f"{type(exc).__name__}: {exc}"[:300]
+    if before is not None:
+        try:
+            from nbops.runtime.preloaded import closures
+
+            CLOSURES.update(closures(modules, before))
+        except Exception:  # noqa: BLE001 - without them every pre-imported package counts for every stage: re-runs, never stale
+            CLOSURES.clear()
     return loaded, failed
 
 
@@ -143,6 +158,9 @@ def child(req: dict, owner: int, listener: socket.socket, conn: socket.socket) -
         if sys.path and sys.path[0] == "":
             sys.path[0] = req["cwd"]
         reseed()
+        from nbops.runtime.preloaded import watch
+
+        watch(CLOSURES)
         watch_owner(owner)
         from ipykernel.kernelapp import IPKernelApp
 

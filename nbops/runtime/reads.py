@@ -328,7 +328,9 @@ def _imported_packages() -> dict[str, str]:
     from importlib import metadata
 
     # "_distutils_hack" and the like are loaded by .pth files in every process.
-    top = {n.partition(".")[0] for n in list(sys.modules) if not n.startswith("_")} - set(sys.stdlib_module_names)
+    from nbops.runtime.preloaded import unused
+
+    top = {n.partition(".")[0] for n in list(sys.modules) if not n.startswith("_")} - set(sys.stdlib_module_names) - unused()
     versions: dict[str, str] = {}
     seen: set[str] = set()
     for dist in metadata.distributions(path=package_path()):  # sys.path order: the first of two same-named installs is the one imported
