@@ -21,6 +21,8 @@ $(CORE): pyproject.toml package.json
 $(FULL): $(CORE)
 	$(BIN)/pip install -q -e ".[test,ray]"
 	bash .ci/install-services.sh
+	# Airflow and kfp in venvs of their own (.venv-airflow, .venv-kfp): their pins clash with ours
+	bash .ci/install-export-tools.sh
 	. $(BIN)/activate && bash .ci/install-lab.sh
 	touch $@
 

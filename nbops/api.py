@@ -387,13 +387,15 @@ def _parent_params(parent: dict, overrides: Mapping[str, Any] | None) -> dict:
     return params
 
 
-def resume(run_id: str, *, path=None, store=None, executor: str = "local", jobs=None, progress=None, params=None, address=None) -> dict:
-    """A new run that reuses the stages that succeeded and continues from the failed one."""
+def resume(run_id: str, *, path=None, store=None, executor: str = "local", jobs=None, progress=None, params=None, address=None,
+           on_created: Callable[[str], None] | None = None) -> dict:  # fmt: skip
+    """A new run that reuses the stages that succeeded and continues from the failed one.
+    ``on_created(new_run_id)`` as soon as the new run is recorded (a scheduler's firing notes it)."""
     rs, parent, prep = _parent(run_id, path, store)
     if parent["status"] == SUCCEEDED:
         raise UsageError(f"run {run_id} succeeded: nothing to resume", f"use 'nbops rerun {run_id}' to reproduce it")
     reuse = {s["name"]: s for s in parent["stages"] if s["status"] in DONE_OK and s.get("notebook_sha256")}
-    context = RunContext(kind="resume", parent_id=run_id, reuse=reuse, prepared=prep)
+    context = RunContext(kind="resume", parent_id=run_id, reuse=reuse, prepared=prep, on_created=on_created)
     return run(None, _parent_params(parent, params), executor=executor, jobs=jobs, progress=progress, address=address,
                metric_names=(parent.get("report") or {}).get("metric_names"), context=context)  # fmt: skip
 

@@ -16,6 +16,30 @@ EXAMPLES = ROOT / "example_notebooks"
 NBOPS = [sys.executable, "-m", "nbops.cli.main"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_daemon():
+    """The CLI runs of the suite share one `nbops daemon` of their own (a short private
+    folder: a Unix socket path is limited), stopped at the end: none outlives the tests,
+    and none from another checkout (older code) serves them."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="nbops-d-")
+    saved = {k: os.environ.get(k) for k in ("NBOPS_DAEMON_DIR", "NBOPS_DAEMON_IDLE")}
+    os.environ.update(NBOPS_DAEMON_DIR=folder, NBOPS_DAEMON_IDLE="120")
+    yield
+    try:
+        from nbops.execute import daemon
+
+        daemon.stop()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
 def notebooks() -> Path:
     return NOTEBOOKS

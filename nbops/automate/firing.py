@@ -118,9 +118,7 @@ def _run_or_resume(ss: Any, schedule: dict, firing: dict, stop: threading.Event 
             if record["status"] in (SUCCEEDED, FAILED):
                 return run_to_json(record)  # it ended before its scheduler died: taken as is
             # path: the store is found from the notebook as api.run found it (a database store's workspace)
-            resumed = api.resume(previous, path=schedule["notebook"], store=store_arg(rs), executor=schedule.get("executor") or "local")
-            # TODO(lead): api.resume has no on_created; until it does, the firing learns the new id at the end.
-            on_created(resumed["id"])
+            resumed = api.resume(previous, path=schedule["notebook"], store=store_arg(rs), executor=schedule.get("executor") or "local", on_created=on_created)
             ss.set_firing(name, key, outcome={"resumed_from": previous})
             return resumed
         return api.run(
@@ -169,17 +167,18 @@ def _after_run(ss: Any, schedule: dict, key: str, status: str, run: dict | None,
         out["notified"] = notify(ss, schedule, key, "failure", payload_for("failure", run, error=reason))
         return out
     sent = notify(ss, schedule, key, "success", payload_for("success", run))
-    if schedule.get("promote"):
-        from nbops.automate.promote import promote_after, regressions
+    from nbops.automate.promote import promote_after, regressions
 
+    if schedule.get("promote"):
         promotion = promote_after(ss, schedule, key, run)
         out["promotion"] = promotion
         if promotion.get("promoted"):
             sent += notify(ss, schedule, key, "promotion", payload_for("promotion", run, promotion=promotion))
-        found = regressions(ss, schedule, run)
-        if found:
-            out["regressions"] = found
-            sent += notify(ss, schedule, key, "regression", payload_for("regression", run, regressions=found))
+    # a metric worse than the previous successful firing's: news whether or not the schedule promotes
+    found = regressions(ss, schedule, run)
+    if found:
+        out["regressions"] = found
+        sent += notify(ss, schedule, key, "regression", payload_for("regression", run, regressions=found))
     out["notified"] = sent
     return out
 

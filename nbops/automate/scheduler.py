@@ -37,14 +37,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from nbops.automate import triggers
 from nbops.automate.firing import WorkerPool
 from nbops.store.location import store_settings
 from nbops.store.run_store import RunStore
 from nbops.store.schedules import ACTIVE_FIRING, ScheduleStore
-from nbops.store.schema import schedules as schedules_table
 
 __all__ = ["Scheduler", "CATCH_UP", "plan_time_firings", "serve_health", "status"]
 
@@ -125,8 +122,7 @@ class Scheduler:
 
     def _reload(self) -> None:
         """Read the schedules again when the table changed (added, edited, paused, state moved)."""
-        with self.store.db.read() as c:
-            stamp = tuple(c.execute(sa.select(sa.func.count(), sa.func.max(schedules_table.c.updated_at))).one())
+        stamp = self.ss.stamp()
         if stamp == self._stamp:
             return
         self._stamp, self._schedules = stamp, self.ss.all()

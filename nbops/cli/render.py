@@ -121,6 +121,31 @@ def author(run: dict) -> str:
     return f"{user or '?'}@{host}" if host else (user or "")
 
 
+def trigger_text(t: dict) -> str:
+    """What started a scheduled run: "schedule nightly: data/a.csv changed (1a2b3c4d)"."""
+    files = t.get("files") or []
+    if files:
+        what = ", ".join(f"{f.get('path')} changed ({str(f.get('hash') or '')[:8]})" for f in files)
+    elif t.get("kind") == "after":
+        what = f"after {t.get('after')} (run {t.get('upstream_run')})"
+    else:
+        what = {"manual": f"run now by {t.get('by') or 'someone'}"}.get(t.get("kind"), f"due {t.get('due') or t.get('key')}")
+    return f"schedule {t.get('schedule')}: {what}"
+
+
+def kernels_text(run: dict) -> str | None:
+    """How the stages' kernels started: forked from a warm template, or the pool and why."""
+    workers = [s.get("worker") or {} for s in run["stages"] if (s.get("worker") or {}).get("kernel_start")]
+    if not workers:
+        return None
+    forked = [w for w in workers if w["kernel_start"] == "fork"]
+    if len(forked) == len(workers):
+        fork_ms = sorted(w.get("fork_ms") or 0 for w in forked)
+        return f"kernels   forked from template {forked[0].get('template', '?')} (fork {fork_ms[len(fork_ms) // 2]:.0f} ms)"
+    reasons = sorted({w.get("reason") or "" for w in workers if w["kernel_start"] != "fork"} - {""})
+    return f"kernels   {len(forked)} forked, {len(workers) - len(forked)} from the pool" + (f" ({'; '.join(reasons)})" if reasons else "")
+
+
 def runs_table(runs: list[dict]) -> None:
     table = Table(box=None, pad_edge=False)
     for col in ("run", "status", "started", "duration", "kind", "author"):
@@ -145,6 +170,8 @@ def run_detail(run: dict) -> None:
         con.print(f"author    {escape(author(run))}")
     if run.get("store"):
         con.print(f"store     {escape(run['store'])}")
+    if run.get("trigger"):
+        con.print(f"trigger   {escape(trigger_text(run['trigger']))}")
     con.print(f"started   {run['started_at']}  duration {run['duration_s'] if run['duration_s'] is not None else '-'} s")
     git = run.get("git") or {}
     if git:
@@ -182,6 +209,9 @@ def run_detail(run: dict) -> None:
             colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}[state]
             con.print(f"  [{colour}]{state}[/] {c.get('stage')}/{c.get('name')}: observed {escape(format_number(c.get('observed')))}, "
                       f"threshold {escape(format_number(c.get('threshold')))}")  # fmt: skip
+    kernels = kernels_text(run)
+    if kernels:
+        con.print(f"[dim]{escape(kernels)}[/]")
     for s in run["stages"]:
         gpu_note = (s.get("worker") or {}).get("gpu_note")
         if gpu_note:

@@ -32,7 +32,7 @@ from typing import Any
 from nbops.errors import CorruptObjectError, StoreError
 from nbops.execute.base import StageErrorInfo, StageOutcome, StageTask
 from nbops.execute.ingest import OBJECT_INDEX, is_record_file
-from nbops.runtime.files import sha256_file
+from nbops.runtime.files import digest_matches
 from nbops.runtime.marshal import MANIFEST
 
 __all__ = ["stage_on_worker", "VIA_DRIVER", "VIA_OBJECTS"]
@@ -130,7 +130,7 @@ def _fetch_inside(objects: Any, folder: Path, rel: str, entry: dict) -> None:
         raise ValueError(f"input {rel!r} is in the objects, but no object store was given")
     target = _inside(folder, rel)
     objects.materialize(entry["sha256"], target, size=entry["bytes"])
-    if sha256_file(target) != entry["sha256"]:
+    if not digest_matches(target, entry["sha256"]):
         target.unlink(missing_ok=True)
         raise CorruptObjectError(entry["sha256"], "damaged (its bytes no longer hash to its name)", objects.location)
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from nbops.errors import CorruptObjectError, NotFoundError, UsageError
 from nbops.runtime.context import current
+from nbops.runtime.files import digest_matches
 from nbops.runtime.flavors import MODEL_NAME_RE
 from nbops.store import RunStore, iso, open_store, sha256_file, validate_run_id
 from nbops.store.feature_store import FeatureStore
@@ -343,7 +344,7 @@ def publish_output(run_id: str, stage: str, var: str, name: str, *, entity: str,
 # -- reading --------------------------------------------------------------------------
 def _local_object(rs: RunStore, digest: str, target: Path, size: int | None) -> Path:
     rs.objects.materialize(digest, target, size=size)
-    if not getattr(rs.objects, "materialize_verifies", False) and not isinstance(rs.objects, ObjectStore) and sha256_file(target) != digest:
+    if not getattr(rs.objects, "materialize_verifies", False) and not isinstance(rs.objects, ObjectStore) and not digest_matches(target, digest):
         target.unlink(missing_ok=True)
         raise CorruptObjectError(digest, "its bytes do not match its hash", target)
     return target

@@ -17,8 +17,9 @@ from typing import Any
 from nbops.errors import NbopsError, NotFoundError, UsageError
 from nbops.history import run_metrics
 from nbops.runtime import flavors
+from nbops.runtime.files import digest_matches
 from nbops.status import DONE_OK
-from nbops.store import RunStore, open_store, sha256_file, validate_run_id
+from nbops.store import RunStore, open_store, validate_run_id
 from nbops.store.registry import Registry
 
 __all__ = [
@@ -237,7 +238,7 @@ def object_path(rs: RunStore, digest: str, file: str, size: int | None, *, verif
     fresh = not target.exists()
     if fresh:
         rs.objects.materialize(digest, target, size=size)
-    if verify and not (fresh and getattr(rs.objects, "materialize_verifies", False)) and sha256_file(target) != digest:
+    if verify and not (fresh and getattr(rs.objects, "materialize_verifies", False)) and not digest_matches(target, digest):
         target.unlink(missing_ok=True)
         from nbops.errors import CorruptObjectError
 

@@ -229,7 +229,7 @@ def run_json(run: dict[str, Any]) -> dict[str, Any]:
     ended = run.get("ended_at")
     return {
         "id": run["id"], "status": run["status"], "notebook": run.get("notebook"), "kind": run.get("kind"),
-        "user": run.get("user"), "host": run.get("host"),
+        "user": run.get("user"), "host": run.get("host"), "trigger": run.get("trigger"),
         "parent_id": run.get("parent_id"), "study": run.get("study"), "trial": run.get("trial"),
         "started_at": iso(run.get("started_at")), "ended_at": iso(ended),
         "duration_s": round(ended - run["started_at"], 3) if ended else None,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import CorruptObjectError
-from nbops.runtime.files import sha256_file
+from nbops.runtime.files import digest_matches
 from nbops.status import RUNNING
 from nbops.store.maintenance import references
 from nbops.store.run_store import RunStore
@@ -88,7 +88,7 @@ def _copy_object(src: RunStore, dst: RunStore, digest: str, size: int | None, tm
     src.objects.materialize(digest, staged, size)
     nbytes = staged.stat().st_size
     # A folder's materialize checks the size only: damaged bytes must not enter the destination under a good name.
-    if sha256_file(staged) != digest:
+    if not digest_matches(staged, digest):
         raise CorruptObjectError(digest, "damaged (its bytes no longer hash to its name)")
     dst.objects.put_file(staged, move=True, digest=digest)
     staged.unlink(missing_ok=True)

@@ -112,12 +112,12 @@ class Database:
 
     def migrate(self, *, announce: bool = True) -> str | None:
         """Bring the schema to HEAD under the lock; returns the revision it had (None: it was current)."""
+        current = self.revision()
+        if current == HEAD:
+            return None  # the common case: no alembic import (~0.1-0.3 s of every command)
         from alembic import command
         from alembic.config import Config
 
-        current = self.revision()
-        if current == HEAD:
-            return None
         _check_known(current, self.display)
         with self._migration_lock(), self._errors(), self.engine.connect() as c:
             from alembic.runtime.migration import MigrationContext

@@ -66,6 +66,12 @@ class ScheduleStore:
             rows = c.execute(sa.select(schedules).order_by(schedules.c.name)).mappings().all()
         return [_load(r, JSON_SCHEDULE) for r in rows]
 
+    def stamp(self) -> tuple:
+        """(count, newest updated_at) of the schedules: changes when one is added, edited or removed,
+        so a scheduler re-reads them only then (cheap idling with thousands of schedules)."""
+        with self.db.read() as c:
+            return tuple(c.execute(sa.select(sa.func.count(), sa.func.max(schedules.c.updated_at))).one())
+
     def remove(self, name: str) -> bool:
         """Delete a schedule with its firings and events; False when there is none."""
         with self.db.write() as c:
