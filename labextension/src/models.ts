@@ -36,9 +36,8 @@ interface IPromoteForm {
 export class ModelsSection extends StoreSection {
   constructor(model: PipelineModel) {
     super(model, 'Models');
-    this._notice = h('div', { className: 'nbops-Message', hidden: true });
     this._list = h('div', { className: 'nbops-Models' });
-    this.body.append(this._notice, this._list);
+    this.body.append(this.notice, this._list);
     this.render();
   }
 
@@ -48,7 +47,7 @@ export class ModelsSection extends StoreSection {
     this._open.clear();
     this._details.clear();
     this._forms.clear();
-    this._setNotice('', false);
+    this.setNotice('', false);
   }
 
   /** Read the models again, and the details of the opened ones. */
@@ -95,17 +94,17 @@ export class ModelsSection extends StoreSection {
     }
     this.node.scrollIntoView({ block: 'start' });
     if (!MODEL_NAME.test(name)) {
-      this._setNotice(`"${name}" is not a model name: use letters, digits, '_', '-' and '.'`, true);
+      this.setNotice(`"${name}" is not a model name: use letters, digits, '_', '-' and '.'`, true);
       return;
     }
     try {
       const v = await registerModel(nb.context.localPath, runId, stage, variable, name);
-      this._setNotice(`Registered ${v.name} v${v.version} from run ${runId} (${stage}.${variable}).`, false);
+      this.setNotice(`Registered ${v.name} v${v.version} from run ${runId} (${stage}.${variable}).`, false);
       this._open.add(v.name);
       this._forms.delete(v.name); // the form offers the new version
       await this.refresh();
     } catch (error) {
-      this._setNotice(`Could not register ${stage}.${variable}: ${errorText(error)}`, true);
+      this.setNotice(`Could not register ${stage}.${variable}: ${errorText(error)}`, true);
     }
   }
 
@@ -142,7 +141,7 @@ export class ModelsSection extends StoreSection {
       }
       this._details.set(name, loaded);
     } catch (error) {
-      this._setNotice(errorText(error), true);
+      this.setNotice(errorText(error), true);
     }
     this.draw();
   }
@@ -157,7 +156,7 @@ export class ModelsSection extends StoreSection {
     const alias = form.alias.trim();
     const require = parseGates(form.require);
     const betterThan = form.betterThan.trim();
-    await this._act(
+    await this.act(
       async () => {
         const move = await promoteModel(name, nb.context.localPath, {
           version,
@@ -187,34 +186,10 @@ export class ModelsSection extends StoreSection {
     if (!answer.button.accept) {
       return;
     }
-    await this._act(async () => {
+    await this.act(async () => {
       const move = await rollbackModel(name, nb.context.localPath, alias, (answer.value ?? '').trim() || undefined);
       return `Rolled ${name}@${alias} back (${moveText(move.from, move.to)}).`;
     }, `Could not roll back ${name}@${alias}`);
-  }
-
-  /** Run an action that moves an alias; say what happened, then show the model as it is now. */
-  private async _act(action: () => Promise<string>, failure: string): Promise<void> {
-    if (this._busy) {
-      return;
-    }
-    this._busy = true;
-    this.draw();
-    try {
-      this._setNotice(await action(), false);
-    } catch (error) {
-      this._setNotice(`${failure}: ${errorText(error)}`, true);
-    } finally {
-      this._busy = false;
-    }
-    await this.refresh();
-  }
-
-  private _setNotice(text: string, isError: boolean): void {
-    this._notice.textContent = text;
-    this._notice.hidden = !text;
-    this._notice.classList.toggle('nbops-mod-error', isError);
-    this._notice.setAttribute('role', isError ? 'alert' : 'status');
   }
 
   private _form(name: string): IPromoteForm {
@@ -314,7 +289,7 @@ export class ModelsSection extends StoreSection {
       h(
         'div',
         { className: 'nbops-Row' },
-        h('button', { className: 'jp-mod-styled jp-mod-accept', type: 'submit', disabled: this._busy }, 'Promote')
+        h('button', { className: 'jp-mod-styled jp-mod-accept', type: 'submit', disabled: this.busy }, 'Promote')
       )
     );
     return renderModelDetail(detail, history, promoteForm, {
@@ -327,9 +302,7 @@ export class ModelsSection extends StoreSection {
     });
   }
 
-  private readonly _notice: HTMLElement;
   private readonly _list: HTMLElement;
-  private _busy = false;
   private _models: IModelSummary[] = [];
   private _error: string | null = null;
   private readonly _open = new Set<string>();

@@ -57,10 +57,9 @@ export class SchedulesSection extends StoreSection {
     private readonly _showRun: ShowRun
   ) {
     super(model, 'Schedules');
-    this._notice = h('div', { className: 'nbops-Message', hidden: true });
     this._adder = h('div', { className: 'nbops-ScheduleAdder' });
     this._list = h('div', { className: 'nbops-Schedules' });
-    this.body.append(this._notice, this._adder, this._list);
+    this.body.append(this.notice, this._adder, this._list);
     this.render();
   }
 
@@ -76,7 +75,7 @@ export class SchedulesSection extends StoreSection {
     this._open.clear();
     this._details.clear();
     this._form = null;
-    this._setNotice('', false);
+    this.setNotice('', false);
   }
 
   /** Read the schedules again, and the details of the opened ones. */
@@ -122,7 +121,7 @@ export class SchedulesSection extends StoreSection {
   protected draw(): void {
     // The form is rebuilt only when what it shows changes: a redraw for a run's
     // progress must not take the focus from a field being typed in.
-    const adderKey = `${this._form?.kind ?? 'closed'}|${this._busy}|${!this.model.notebook}`;
+    const adderKey = `${this._form?.kind ?? 'closed'}|${this.busy}|${!this.model.notebook}`;
     if (adderKey !== this._adderKey) {
       this._adderKey = adderKey;
       this._drawAdder();
@@ -143,7 +142,7 @@ export class SchedulesSection extends StoreSection {
     this._adder.replaceChildren(
       this._form
         ? renderScheduleForm(this._form, {
-            busy: this._busy,
+            busy: this.busy,
             redraw: () => this.draw(),
             submit: () => void this._add(),
             cancel: () => {
@@ -169,17 +168,17 @@ export class SchedulesSection extends StoreSection {
   private async _add(): Promise<void> {
     const nb = this.model.notebook;
     const form = this._form;
-    if (!nb || !form || this._busy) {
+    if (!nb || !form || this.busy) {
       return;
     }
     let body: IScheduleRequest;
     try {
       body = formRequest(form);
     } catch (error) {
-      this._setNotice(`Parameters: ${errorText(error)}`, true);
+      this.setNotice(`Parameters: ${errorText(error)}`, true);
       return;
     }
-    await this._act(async () => {
+    await this.act(async () => {
       const added = await addSchedule(nb.context.localPath, body);
       const s = added.schedule;
       this._form = null;
@@ -195,7 +194,7 @@ export class SchedulesSection extends StoreSection {
       return;
     }
     const path = nb.context.localPath;
-    await this._act(
+    await this.act(
       async () => {
         if (action === 'run-now') {
           const answer = await runNow(name, path);
@@ -222,35 +221,11 @@ export class SchedulesSection extends StoreSection {
     if (!answer.button.accept) {
       return;
     }
-    await this._act(async () => {
+    await this.act(async () => {
       await removeSchedule(name, nb.context.localPath);
       this._open.delete(name);
       return `Removed ${name}.`;
     }, `Could not remove ${name}`);
-  }
-
-  /** Run an action; say what happened, then show the schedules as they are now. */
-  private async _act(action: () => Promise<string>, failure: string): Promise<void> {
-    if (this._busy) {
-      return;
-    }
-    this._busy = true;
-    this.draw();
-    try {
-      this._setNotice(await action(), false);
-    } catch (error) {
-      this._setNotice(`${failure}: ${errorText(error)}`, true);
-    } finally {
-      this._busy = false;
-    }
-    await this.refresh();
-  }
-
-  private _setNotice(text: string, isError: boolean): void {
-    this._notice.textContent = text;
-    this._notice.hidden = !text;
-    this._notice.classList.toggle('nbops-mod-error', isError);
-    this._notice.setAttribute('role', isError ? 'alert' : 'status');
   }
 
   private async _toggle(name: string): Promise<void> {
@@ -300,7 +275,7 @@ export class SchedulesSection extends StoreSection {
   private _detail(detail: IScheduleDetail): HTMLElement {
     const d = detail.schedule;
     const button = (label: string, onclick: () => void, title: string) =>
-      h('button', { className: 'jp-mod-styled', disabled: this._busy, title, onclick }, label);
+      h('button', { className: 'jp-mod-styled', disabled: this.busy, title, onclick }, label);
     const params = Object.entries(d.params ?? {});
     return h(
       'div',
@@ -386,10 +361,8 @@ export class SchedulesSection extends StoreSection {
     );
   }
 
-  private readonly _notice: HTMLElement;
   private readonly _adder: HTMLElement;
   private readonly _list: HTMLElement;
-  private _busy = false;
   private _adderKey = '';
   private _timer = 0;
   private _schedules: IScheduleSummary[] = [];

@@ -5,6 +5,7 @@
  * reads it only redraws, so what the user typed in a form stays.
  */
 import { h } from './dom';
+import { errorText } from './errortext';
 import { PipelineModel } from './model';
 import { PipelineSection } from './section';
 import { RUNNING } from './status';
@@ -46,6 +47,35 @@ export abstract class StoreSection extends PipelineSection {
     }
     this.draw();
   }
+
+  /** Run an action; say what happened (or what failed), then read the records again. */
+  protected async act(action: () => Promise<string>, failure: string): Promise<void> {
+    if (this.busy) {
+      return;
+    }
+    this.busy = true;
+    this.draw();
+    try {
+      this.setNotice(await action(), false);
+    } catch (error) {
+      this.setNotice(`${failure}: ${errorText(error)}`, true);
+    } finally {
+      this.busy = false;
+    }
+    await this.refresh();
+  }
+
+  protected setNotice(text: string, isError: boolean): void {
+    this.notice.textContent = text;
+    this.notice.hidden = !text;
+    this.notice.classList.toggle('nbops-mod-error', isError);
+    this.notice.setAttribute('role', isError ? 'alert' : 'status');
+  }
+
+  /** What the last action did, or why it failed; a subclass places it. */
+  protected readonly notice: HTMLElement = h('div', { className: 'nbops-Message', hidden: true });
+  /** An action is under way: buttons are disabled. */
+  protected busy = false;
 
   /** Read the records again (then draw). */
   abstract refresh(): Promise<void>;
