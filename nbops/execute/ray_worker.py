@@ -81,10 +81,12 @@ def stage_on_worker(
             parameters={**task.parameters, ARTIFACT_PARAM: str(artifacts)},
         )
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-        outcome = run_stage(local, _warm_kernel(task.kernel_name, here), gpu_ids)
+        km = _warm_kernel(task.kernel_name, here)
+        outcome = run_stage(local, km, gpu_ids)
         ctx = ray.get_runtime_context()
         outcome.worker.update(
             {
+                **getattr(km, "nbops_start", {}),  # how its kernel started (launched warm on a Ray worker)
                 "node_id": ctx.get_node_id(),
                 "node_ip": ray.util.get_node_ip_address(),
                 "hostname": socket.gethostname(),
